@@ -1,2 +1,335 @@
+/* lowbit.c: the compiler driver.
+ *
+ *   lowbit compile MODEL -o OUT [options]   ONNX model or .lbir IR text in,
+ *                                           executable / object / library / IR out
+ *   lowbit --list-ops | --list-passes | --version | --help
+ *
+ * This is the only place (with lowbit-opt) that exits; every stage returns a
+ * status and fills a struct lb_diag.
+ */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
-int main(void) { fputs("lowbit: not built yet\n", stderr); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "frontend/onnx.h"
+#include "ir/ir.h"
+#include "passes/pass.h"
+
+#define LOWBIT_VERSION "0.1.0"
+
+/* Exit statuses: 1 = the model or input could not be compiled, 2 = usage. */
+enum { EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: lowbit compile MODEL.onnx|MODEL.lbir -o OUT [options]\n"
+    "       lowbit --list-ops | --list-passes | --version | --help\n"
+    "\n"
+    "output:\n"
+    "  -o PATH                 output path (required)\n"
+    "  --emit KIND             exe (default): static executable with the runtime;\n"
+    "                          obj, asm, llvm: object / assembly / LLVM IR;\n"
+    "                          lib: static library libNAME.a plus NAME.h;\n"
+    "                          ir: lowbit IR text after the pipeline (complete model)\n"
+    "  --name NAME             C symbol prefix (default: from the output file name)\n"
+    "target:\n"
+    "  --target TRIPLE         x86_64-linux-gnu (default) or aarch64-linux-gnu\n"
+    "  --cpu NAME              CPU to tune and select instructions for (default: the host\n"
+    "                          CPU when the target is the host's architecture, else a\n"
+    "                          portable baseline); 'generic' for a portable build\n"
+    "  -O0 .. -O3              LLVM optimization level (default -O3)\n"
+    "model:\n"
+    "  --dim NAME=VALUE        bind a symbolic input dimension (repeatable)\n"
+    "  --bind INPUT=FILE       fix an input's value at compile time (.pb or .npy)\n"
+    "  --max-tensor-bytes N    refuse larger tensors (default 16 GiB)\n"
+    "passes:\n"
+    "  --pipeline P1,P2,...    passes to run (default: the float pipeline; see --list-passes)\n"
+    "  --print-before=PASS     print the IR before PASS (repeatable)\n"
+    "  --print-after=PASS      print the IR after PASS (repeatable)\n"
+    "  --print-before-all, --print-after-all, --print-changed\n"
+    "  --dump-dir DIR          write the IR after every pass as DIR/NN-PASS.lbir\n"
+    "  --verify-each           run the IR verifier after every pass\n"
+    "  --time-passes           report the time each pass took\n"
+    "  --full-blobs            print weights in full in printed IR (default: elided)\n"
+    "  -v, --verbose           report each stage's time and the link command\n";
+
+static void usage_error(const char *fmt, const char *arg) {
+  fprintf(stderr, "lowbit: error: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(run 'lowbit --help' for usage)\n");
+  exit(EXIT_USAGE);
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static bool has_suffix(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* A growable NULL-terminated list of strings (for repeatable options). */
+struct str_list {
+  const char **items;
+  int n;
+};
+static void str_list_push(struct str_list *l, const char *s) {
+  l->items = realloc(l->items, sizeof *l->items * (size_t)(l->n + 2));
+  if (!l->items) abort();
+  l->items[l->n++] = s;
+  l->items[l->n] = NULL;
+}
+
+struct compile_args {
+  const char *input, *output, *name, *target, *cpu, *pipeline, *dump_dir;
+  enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LLVM, OUT_LIB, OUT_IR } emit;
+  int opt_level;
+  struct lb_dim_binding *dims;
+  int n_dims;
+  struct lb_input_binding *binds;
+  int n_binds;
+  int64_t max_tensor_bytes;
+  struct str_list print_before, print_after;
+  bool print_before_all, print_after_all, print_changed, verify_each, time_passes;
+  bool full_blobs, verbose;
+};
+
+/* Matches "--opt=value" or "--opt value"; advances *i past a separate value. */
+static const char *option_value(int argc, char **argv, int *i, const char *opt) {
+  size_t n = strlen(opt);
+  if (strncmp(argv[*i], opt, n) != 0) return NULL;
+  if (argv[*i][n] == '=') return argv[*i] + n + 1;
+  if (argv[*i][n] != 0) return NULL;
+  if (*i + 1 >= argc) usage_error("option %s needs a value", opt);
+  return argv[++*i];
+}
+
+static void split_binding(const char *arg, const char *opt, char **name, const char **value) {
+  const char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || !eq[1]) usage_error("expected NAME=VALUE after %s", opt);
+  *name = strndup(arg, (size_t)(eq - arg));
+  if (!*name) abort();
+  *value = eq + 1;
+}
+
+static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
+  memset(a, 0, sizeof *a);
+  a->opt_level = 3;
+  for (int i = 0; i < argc; i++) {
+    const char *arg = argv[i], *v;
+    if (strcmp(arg, "-o") == 0) {
+      if (i + 1 >= argc) usage_error("%s needs a path", "-o");
+      a->output = argv[++i];
+    } else if ((v = option_value(argc, argv, &i, "--emit"))) {
+      static const char *const kinds[] = {"exe", "obj", "asm", "llvm", "lib", "ir"};
+      int k = 0;
+      while (k < 6 && strcmp(kinds[k], v) != 0) k++;
+      if (k == 6) usage_error("unknown --emit kind '%s' (exe, obj, asm, llvm, lib, ir)", v);
+      a->emit = k;
+    } else if ((v = option_value(argc, argv, &i, "--name"))) {
+      a->name = v;
+    } else if ((v = option_value(argc, argv, &i, "--target"))) {
+      a->target = v;
+    } else if ((v = option_value(argc, argv, &i, "--cpu"))) {
+      a->cpu = v;
+    } else if ((v = option_value(argc, argv, &i, "--pipeline"))) {
+      a->pipeline = v;
+    } else if ((v = option_value(argc, argv, &i, "--dump-dir"))) {
+      a->dump_dir = v;
+    } else if ((v = option_value(argc, argv, &i, "--print-before"))) {
+      str_list_push(&a->print_before, v);
+    } else if ((v = option_value(argc, argv, &i, "--print-after"))) {
+      str_list_push(&a->print_after, v);
+    } else if ((v = option_value(argc, argv, &i, "--dim"))) {
+      char *name;
+      const char *val;
+      split_binding(v, "--dim", &name, &val);
+      char *end;
+      errno = 0;
+      long long n = strtoll(val, &end, 10);
+      if (errno || *end || n <= 0) usage_error("--dim value must be a positive integer: '%s'", v);
+      a->dims = realloc(a->dims, sizeof *a->dims * (size_t)(a->n_dims + 1));
+      if (!a->dims) abort();
+      a->dims[a->n_dims++] = (struct lb_dim_binding){name, n};
+    } else if ((v = option_value(argc, argv, &i, "--bind"))) {
+      char *name;
+      const char *path;
+      split_binding(v, "--bind", &name, &path);
+      a->binds = realloc(a->binds, sizeof *a->binds * (size_t)(a->n_binds + 1));
+      if (!a->binds) abort();
+      a->binds[a->n_binds++] = (struct lb_input_binding){name, path};
+    } else if ((v = option_value(argc, argv, &i, "--max-tensor-bytes"))) {
+      char *end;
+      long long n = strtoll(v, &end, 10);
+      if (*end || n <= 0) usage_error("--max-tensor-bytes must be a positive integer: '%s'", v);
+      a->max_tensor_bytes = n;
+    } else if (strncmp(arg, "-O", 2) == 0 && arg[2] >= '0' && arg[2] <= '3' && !arg[3]) {
+      a->opt_level = arg[2] - '0';
+    } else if (strcmp(arg, "--print-before-all") == 0) {
+      a->print_before_all = true;
+    } else if (strcmp(arg, "--print-after-all") == 0) {
+      a->print_after_all = true;
+    } else if (strcmp(arg, "--print-changed") == 0) {
+      a->print_changed = true;
+    } else if (strcmp(arg, "--verify-each") == 0) {
+      a->verify_each = true;
+    } else if (strcmp(arg, "--time-passes") == 0) {
+      a->time_passes = true;
+    } else if (strcmp(arg, "--full-blobs") == 0) {
+      a->full_blobs = true;
+    } else if (strcmp(arg, "-v") == 0 || strcmp(arg, "--verbose") == 0) {
+      a->verbose = true;
+    } else if (arg[0] == '-' && arg[1]) {
+      usage_error("unknown option '%s'", arg);
+    } else if (!a->input) {
+      a->input = arg;
+    } else {
+      usage_error("more than one model given ('%s')", arg);
+    }
+  }
+  if (!a->input) usage_error("%s", "no model given");
+  if (!a->output) usage_error("%s", "no output given (-o PATH)");
+}
+
+/* Refuses to write over the model being compiled. */
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  if (stat(a, &sa) != 0 || stat(b, &sb) != 0) return false;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Writes IR text to `path` through a temporary file so that a failure never
+ * leaves a partial output. */
+static enum lb_status write_ir_file(const struct lb_graph *g, const char *path, struct lb_diag *d) {
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  if (!tmp) abort();
+  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
+    free(tmp);
+    return LB_ERR_IO;
+  }
+  struct lb_print_options opt = lb_print_defaults;
+  opt.blobs = LB_PRINT_BLOBS_FULL;
+  lb_graph_print(g, f, &opt);
+  bool ok = !ferror(f);
+  ok = (fclose(f) == 0) && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
+    unlink(tmp);
+    free(tmp);
+    return LB_ERR_IO;
+  }
+  free(tmp);
+  return LB_OK;
+}
+
+static int report(struct lb_diag *d, enum lb_status st) {
+  if (d->text) fputs(d->text, stderr);
+  if (st != LB_OK && !d->text) fprintf(stderr, "lowbit: error: %s\n", lb_status_name(st));
+  return st == LB_ERR_USAGE ? EXIT_USAGE : EXIT_BAD_INPUT;
+}
+
+static int cmd_compile(int argc, char **argv) {
+  struct compile_args a;
+  parse_compile_args(argc, argv, &a);
+  if (same_file(a.input, a.output)) usage_error("output '%s' is the input model", a.output);
+
+  struct lb_diag d;
+  lb_diag_init(&d, a.input);
+  struct lb_graph *g = NULL;
+  enum lb_status st;
+  double t0 = now_ms();
+
+  if (has_suffix(a.input, ".lbir")) {
+    if (a.n_dims || a.n_binds)
+      usage_error("%s", "--dim and --bind apply to ONNX models; IR text has static shapes");
+    st = lb_graph_parse_file(a.input, &g, &d);
+    if (st == LB_OK) st = lb_graph_verify(g, &d);
+  } else {
+    struct lb_onnx_options o = {
+        .dims = a.dims, .n_dims = a.n_dims, .binds = a.binds, .n_binds = a.n_binds,
+        .max_tensor_bytes = a.max_tensor_bytes,
+    };
+    st = lb_onnx_load_file(a.input, &o, &g, &d);
+  }
+  if (st != LB_OK) goto fail;
+  double t_load = now_ms();
+  if (a.verbose) fprintf(stderr, "lowbit: loaded %s: %d nodes (%.1f ms)\n", a.input, g->n_nodes, t_load - t0);
+
+  struct lb_pass_options po = {
+      .print_before = a.print_before.items, .print_after = a.print_after.items,
+      .print_before_all = a.print_before_all, .print_after_all = a.print_after_all,
+      .print_changed = a.print_changed, .dump_dir = a.dump_dir, .verify_each = a.verify_each,
+      .time_passes = a.time_passes, .print_out = stderr,
+      .dump_blobs = a.full_blobs ? LB_PRINT_BLOBS_FULL : LB_PRINT_BLOBS_ELIDED,
+  };
+  st = lb_pass_manager_run(g, a.pipeline ? a.pipeline : lb_default_pipeline, &po, &d);
+  if (st != LB_OK) goto fail;
+  double t_pass = now_ms();
+  if (a.verbose) fprintf(stderr, "lowbit: passes: %d nodes (%.1f ms)\n", g->n_nodes, t_pass - t_load);
+
+  if (a.emit == OUT_IR) {
+    st = write_ir_file(g, a.output, &d);
+  } else {
+    static const enum lb_emit kinds[] = {LB_EMIT_EXE, LB_EMIT_OBJ, LB_EMIT_ASM, LB_EMIT_LLVM, LB_EMIT_LIB};
+    struct lb_codegen_options co = {
+        .target_triple = a.target, .cpu = a.cpu, .opt_level = a.opt_level,
+        .emit = kinds[a.emit], .output = a.output, .model_name = a.name, .verbose = a.verbose,
+    };
+    st = lb_codegen_compile(g, &co, &d);
+  }
+  if (st != LB_OK) goto fail;
+  if (a.verbose) fprintf(stderr, "lowbit: code generation (%.1f ms)\n", now_ms() - t_pass);
+  lb_graph_free(g);
+  if (d.text) fputs(d.text, stderr); /* notes */
+  lb_diag_free(&d);
+  return 0;
+
+fail:
+  lb_graph_free(g);
+  {
+    int rc = report(&d, st);
+    lb_diag_free(&d);
+    return rc;
+  }
+}
+
+static void list_ops(void) {
+  for (int op = 0; op < LB_OP_COUNT; op++) {
+    const struct lb_op_info *i = &lb_op_info[op];
+    if (!i->onnx_name) continue;
+    if (i->domain[0]) printf("%s:%s\n", i->domain, i->onnx_name);
+    else printf("%s\n", i->onnx_name);
+  }
+}
+
+static void list_passes(void) {
+  for (int i = 0; i < lb_n_passes; i++) printf("%-16s %s\n", lb_passes[i].name, lb_passes[i].summary);
+  printf("\ndefault pipeline: %s\n", lb_default_pipeline);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "compile") == 0) return cmd_compile(argc - 2, argv + 2);
+  if (strcmp(cmd, "--list-ops") == 0) return list_ops(), 0;
+  if (strcmp(cmd, "--list-passes") == 0) return list_passes(), 0;
+  if (strcmp(cmd, "--version") == 0) return puts("lowbit " LOWBIT_VERSION), 0;
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return fputs(usage_text, stdout), 0;
+  usage_error("unknown command '%s' (try 'lowbit compile')", cmd);
+  return EXIT_USAGE;
+}

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Quick start, step 2: install what is missing, build, and run every test:
+#   unit (cmocka) and FileCheck IR tests, ONNX backend conformance, end-to-end
+#   models on x86-64 and on aarch64 under qemu, then the unit and IR tests
+#   again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Prints one closing line: "tests: N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+JOBS=$(nproc)
+PY=/usr/bin/python3
+sh scripts/deps.sh || exit 1
+
+passed=0
+failed=0
+failures=""
+step() { # step NAME COMMAND...: runs a test step, counts it
+  name=$1; shift
+  echo "== $name =="
+  start=$(date +%s)
+  if "$@"; then
+    passed=$((passed + 1)); echo "-- $name: ok ($(( $(date +%s) - start )) s)"
+  else
+    failed=$((failed + 1)); failures="$failures $name"
+    echo "-- $name: FAILED ($(( $(date +%s) - start )) s)"
+  fi
+}
+
+build() { # build DIR [cmake args...]
+  dir=$1; shift
+  cmake -S . -B "$dir" "$@" >"$dir.cmake.log" 2>&1 || { cat "$dir.cmake.log"; return 1; }
+  cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
+}
+
+mkdir -p build
+step build build build -DCMAKE_BUILD_TYPE=Release
+LOWBIT=$ROOT/build/bin/lowbit
+
+step unit+lit ctest --test-dir build -j"$JOBS" --output-on-failure
+step conformance-data $PY tests/conformance/gen_data.py build/onnx-node-tests
+step conformance $PY tests/conformance/run.py --lowbit "$LOWBIT" --data build/onnx-node-tests \
+  --expected tests/conformance/expected_pass.txt --report build/conformance.md --jobs "$JOBS"
+step e2e-x86_64 $PY tests/e2e/run.py --lowbit "$LOWBIT" --models tests/fixtures/e2e
+step e2e-aarch64-qemu $PY tests/e2e/run.py --lowbit "$LOWBIT" --models tests/fixtures/e2e \
+  --target aarch64-linux-gnu --runner qemu-aarch64
+step gpt-fixture sh tests/gpt/check_fixture.sh "$LOWBIT"
+
+mkdir -p build-asan
+step build-asan build build-asan -DCMAKE_BUILD_TYPE=Debug -DLOWBIT_SANITIZE=ON
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+step unit+lit-asan ctest --test-dir build-asan -j"$JOBS" --output-on-failure
+
+echo
+[ -n "$failures" ] && echo "failed steps:$failures"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
