@@ -253,8 +253,10 @@ static struct lb_attr *attr_slot(struct lb_graph *g, struct lb_node *n, const ch
     memset(&n->attrs[i], 0, sizeof n->attrs[i]);
   } else {
     struct lb_attr *a = lb_arena_alloc(&g->arena, sizeof *a * (size_t)(n->n_attrs + 1));
-    memcpy(a, n->attrs, sizeof *a * (size_t)i);
-    memcpy(a + i + 1, n->attrs + i, sizeof *a * (size_t)(n->n_attrs - i));
+    if (n->n_attrs) { /* n->attrs is NULL before the first attribute: no memcpy(NULL) */
+      memcpy(a, n->attrs, sizeof *a * (size_t)i);
+      memcpy(a + i + 1, n->attrs + i, sizeof *a * (size_t)(n->n_attrs - i));
+    }
     n->attrs = a;
     n->n_attrs++;
     memset(&n->attrs[i], 0, sizeof n->attrs[i]);

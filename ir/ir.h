@@ -295,4 +295,11 @@ enum lb_status lb_infer_node(struct lb_graph *g, struct lb_node *n, struct lb_di
 enum lb_status lb_eval_node(const struct lb_graph *g, const struct lb_node *n,
                             const void *const *ins, void *const *outs, struct lb_diag *d);
 
+/* ---- additions for shape rules (ir/infer.c) --------------------------------- */
+/* Numpy (multidirectional) broadcast of a and b into out (which may alias
+ * either). LB_ERR_INVALID, with out untouched, when some pair of dims differs
+ * and neither is 1. Writes no diagnostic. */
+enum lb_status lb_broadcast_shapes(const struct lb_shape *a, const struct lb_shape *b,
+                                   struct lb_shape *out);
+
 #endif

@@ -1,15 +1,237 @@
-/* pass_manager.c: placeholder until its owner lands it. */
+/* pass_manager.c: the pass table and the driver that runs a pipeline.
+ *
+ * A pipeline is a comma-separated list of pass names from passes/passes.def
+ * ("infer-shapes,dce"); the empty string runs nothing. Each pass runs with a
+ * fresh lb_pass_context whose scratch arena is freed after it. Around every
+ * pass the manager can print the IR (before/after a named pass, after all,
+ * only when changed), dump it to NN-<pass>.lbir files, verify it and time it.
+ * The first error stops the pipeline and is returned.
+ */
 #include "passes/pass.h"
-#define PASS(name, ident, summary) \
-  enum lb_status lb_pass_##ident(struct lb_graph *g, struct lb_pass_context *ctx) { (void)g; return lb_diag_error(ctx->diag, LB_ERR_UNSUPPORTED, NULL, "pass %s not built yet", name); }
-#include "passes/passes.def"
-#undef PASS
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
 const struct lb_pass_info lb_passes[] = {
 #define PASS(name, ident, summary) {name, lb_pass_##ident, summary},
 #include "passes/passes.def"
 #undef PASS
 };
-const int32_t lb_n_passes = sizeof lb_passes / sizeof lb_passes[0];
-const char *const lb_default_pipeline = "infer-shapes,simplify,fold-constants,cse,dce,fuse,dce,plan-memory";
-const struct lb_pass_info *lb_pass_find(const char *name) { (void)name; return NULL; }
-enum lb_status lb_pass_manager_run(struct lb_graph *g, const char *pipeline, const struct lb_pass_options *opt, struct lb_diag *d) { (void)g; (void)pipeline; (void)opt; return lb_diag_error(d, LB_ERR_UNSUPPORTED, NULL, "pass manager not built yet"); }
+const int32_t lb_n_passes = (int32_t)(sizeof lb_passes / sizeof lb_passes[0]);
+
+/* infer-shapes first so every later pass sees exact types; dce after cse and
+ * after fuse sweeps what they orphaned; plan-memory runs last on the final
+ * graph. */
+const char *const lb_default_pipeline =
+    "infer-shapes,simplify,fold-constants,cse,dce,fuse,dce,plan-memory";
+
+const struct lb_pass_info *lb_pass_find(const char *name) {
+  if (!name) return NULL;
+  for (int32_t i = 0; i < lb_n_passes; i++)
+    if (strcmp(lb_passes[i].name, name) == 0) return &lb_passes[i];
+  return NULL;
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static bool name_listed(const char *const *list, const char *name) {
+  for (; list && *list; list++)
+    if (strcmp(*list, name) == 0) return true;
+  return false;
+}
+
+/* Splits `pipeline` into pass entries; unknown names are a usage error. */
+static enum lb_status parse_pipeline(const char *pipeline, const struct lb_pass_info ***out,
+                                     int32_t *count, struct lb_diag *d) {
+  *out = NULL;
+  *count = 0;
+  if (!pipeline) pipeline = "";
+  size_t len = strlen(pipeline);
+  const struct lb_pass_info **list = calloc(len / 2 + 2, sizeof *list);
+  if (!list) abort();
+  int32_t n = 0;
+  const char *p = pipeline;
+  while (*p) {
+    const char *e = strchr(p, ',');
+    size_t k = e ? (size_t)(e - p) : strlen(p);
+    /* tolerate spaces around names ("dce, cse") */
+    const char *s = p;
+    while (k && (*s == ' ' || *s == '\t')) s++, k--;
+    while (k && (s[k - 1] == ' ' || s[k - 1] == '\t')) k--;
+    if (k) {
+      char name[128];
+      const struct lb_pass_info *info = NULL;
+      if (k < sizeof name) {
+        memcpy(name, s, k);
+        name[k] = 0;
+        info = lb_pass_find(name);
+      }
+      if (!info) {
+        char known[1024] = "";
+        for (int32_t i = 0; i < lb_n_passes; i++) {
+          if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
+          strncat(known, lb_passes[i].name, sizeof known - strlen(known) - 1);
+        }
+        lb_diag_error(d, LB_ERR_USAGE, NULL, "unknown pass '%.*s' (known passes: %s)", (int)k, s,
+                      known);
+        free(list);
+        return LB_ERR_USAGE;
+      }
+      list[n++] = info;
+    }
+    if (!e) break;
+    p = e + 1;
+  }
+  *out = list;
+  *count = n;
+  return LB_OK;
+}
+
+static enum lb_status make_dirs(const char *path, struct lb_diag *d) {
+  size_t len = strlen(path);
+  char *buf = malloc(len + 1);
+  if (!buf) abort();
+  memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char c = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+      lb_diag_error(d, LB_ERR_IO, NULL, "cannot create dump directory '%s': %s", buf,
+                    strerror(errno));
+      free(buf);
+      return LB_ERR_IO;
+    }
+    buf[i] = c;
+  }
+  free(buf);
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+    return lb_diag_error(d, LB_ERR_IO, NULL, "dump directory '%s' is not a directory", path);
+  return LB_OK;
+}
+
+static enum lb_status dump_graph(const struct lb_graph *g, const char *dir, int32_t index,
+                                 const char *what, const struct lb_print_options *popt,
+                                 struct lb_diag *d) {
+  size_t n = strlen(dir) + strlen(what) + 32;
+  char *path = malloc(n);
+  if (!path) abort();
+  snprintf(path, n, "%s/%02d-%s.lbir", dir, (int)index, what);
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
+    free(path);
+    return LB_ERR_IO;
+  }
+  lb_graph_print(g, f, popt);
+  bool bad = ferror(f) != 0;
+  if (fclose(f) != 0) bad = true;
+  enum lb_status st = LB_OK;
+  if (bad) st = lb_diag_error(d, LB_ERR_IO, NULL, "error writing '%s'", path);
+  free(path);
+  return st;
+}
+
+static void print_graph(const struct lb_graph *g, FILE *out, const char *when, const char *pass,
+                        const struct lb_print_options *popt) {
+  fprintf(out, "# -- IR %s %s --\n", when, pass);
+  lb_graph_print(g, out, popt);
+  fflush(out);
+}
+
+/* Runs the verifier and rewrites its messages as one error naming the pass. */
+static enum lb_status verify_after(const struct lb_graph *g, const char *pass, struct lb_diag *d) {
+  struct lb_diag vd;
+  lb_diag_init(&vd, NULL);
+  enum lb_status st = lb_graph_verify(g, &vd);
+  if (st == LB_OK && vd.status != LB_OK) st = vd.status;
+  if (st != LB_OK) {
+    const char *msg = vd.text ? vd.text : "(no message)\n";
+    size_t len = strlen(msg);
+    while (len && msg[len - 1] == '\n') len--;
+    lb_diag_error(d, st, NULL, "verifier failed after pass '%s': %.*s", pass, (int)len, msg);
+  }
+  lb_diag_free(&vd);
+  return st;
+}
+
+static void print_timing(FILE *out, const struct lb_pass_info *const *list, const double *ms,
+                         int32_t n) {
+  double total = 0;
+  for (int32_t i = 0; i < n; i++) total += ms[i];
+  fprintf(out, "===-------------------------------------------------------------------------===\n"
+               "                      ... Pass execution timing report ...\n"
+               "===-------------------------------------------------------------------------===\n"
+               "  Total Execution Time: %.4f seconds (wall)\n\n"
+               "   Wall (ms)  ---%%---  Pass\n",
+          total / 1e3);
+  for (int32_t i = 0; i < n; i++)
+    fprintf(out, "  %10.3f  %6.1f%%  %s\n", ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0,
+            list[i]->name);
+  fprintf(out, "  %10.3f  %6.1f%%  Total\n", total, 100.0);
+  fflush(out);
+}
+
+enum lb_status lb_pass_manager_run(struct lb_graph *g, const char *pipeline,
+                                   const struct lb_pass_options *opt, struct lb_diag *d) {
+  static const struct lb_pass_options defaults = {.dump_blobs = LB_PRINT_BLOBS_ELIDED};
+  if (!opt) opt = &defaults;
+  FILE *out = opt->print_out ? opt->print_out : stderr;
+  struct lb_print_options popt = lb_print_defaults;
+  popt.blobs = opt->dump_blobs;
+
+  const struct lb_pass_info **list;
+  int32_t n;
+  enum lb_status st = parse_pipeline(pipeline, &list, &n, d);
+  if (st != LB_OK) return st;
+  double *ms = calloc((size_t)n + 1, sizeof *ms);
+  if (!ms) abort();
+
+  if (opt->dump_dir) {
+    st = make_dirs(opt->dump_dir, d);
+    if (st == LB_OK) st = dump_graph(g, opt->dump_dir, 0, "input", &popt, d);
+  }
+
+  int32_t ran = 0;
+  for (int32_t i = 0; i < n && st == LB_OK; i++) {
+    const struct lb_pass_info *pass = list[i];
+    ran = i + 1;
+    if (opt->print_before_all || name_listed(opt->print_before, pass->name))
+      print_graph(g, out, "before", pass->name, &popt);
+
+    struct lb_pass_context ctx = {.diag = d};
+    int errors_before = d->count;
+    double t0 = now_ms();
+    st = pass->run(g, &ctx);
+    ms[i] = now_ms() - t0;
+    lb_arena_free(&ctx.scratch);
+    if (st == LB_OK && d->count > errors_before && d->status != LB_OK)
+      st = d->status; /* a pass that reported an error but returned OK */
+    if (st != LB_OK) {
+      lb_diag_note(d, "while running pass '%s'", pass->name);
+      break;
+    }
+
+    /* --print-changed alone prints after every pass that changed the graph;
+     * combined with --print-after(-all) it narrows those to the changing ones. */
+    bool filtered = opt->print_after_all || (opt->print_after && opt->print_after[0]);
+    bool print = opt->print_after_all || name_listed(opt->print_after, pass->name);
+    if (opt->print_changed) print = ctx.changed && (print || !filtered);
+    if (print) print_graph(g, out, "after", pass->name, &popt);
+    if (opt->dump_dir) st = dump_graph(g, opt->dump_dir, i + 1, pass->name, &popt, d);
+    if (st == LB_OK && opt->verify_each) st = verify_after(g, pass->name, d);
+  }
+
+  if (opt->time_passes) print_timing(out, list, ms, ran);
+  free(ms);
+  free(list);
+  return st;
+}

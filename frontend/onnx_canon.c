@@ -1,0 +1,1179 @@
+/* onnx_canon.c: one ONNX node -> IR nodes in the canonical forms of docs/ir-ops.md.
+ *
+ * Every ONNX variant of an op (opsets 7 to 21) maps to one IR form: attributes
+ * that later opsets moved to inputs (axes, split, starts/ends, k, min/max) are
+ * read from either place, defaults are written out, negative axes are made
+ * non-negative, auto_pad becomes explicit pads, and Reshape/Flatten/Squeeze/
+ * Unsqueeze become `reshape` with final dims. Inputs that decide shapes must be
+ * constant by the time the node is reached (fe_need_const says which graph
+ * input to --bind otherwise). Shape, ConstantOfShape, Range and Constant are
+ * evaluated here and never reach the IR.
+ */
+#include "frontend/fe_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- attributes -------------------------------------------------------------------- */
+enum {
+  AT_FLOAT = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+  AT_INT = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT,
+  AT_STRING = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING,
+  AT_TENSOR = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR,
+  AT_FLOATS = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS,
+  AT_INTS = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS,
+};
+
+static const Onnx__AttributeProto *attr(const struct fe_node *fn, const char *name) {
+  for (size_t i = 0; i < fn->np->n_attribute; i++) {
+    const Onnx__AttributeProto *a = fn->np->attribute[i];
+    if (a->name && strcmp(a->name, name) == 0) return a;
+  }
+  return NULL;
+}
+
+/* The attribute's type: its `type` field, or (IR < 2) the field that is set. */
+static int attr_type(const Onnx__AttributeProto *a) {
+  if (a->has_type) return a->type;
+  if (a->has_f) return AT_FLOAT;
+  if (a->has_i) return AT_INT;
+  if (a->has_s) return AT_STRING;
+  if (a->t) return AT_TENSOR;
+  if (a->n_floats) return AT_FLOATS;
+  if (a->n_ints) return AT_INTS;
+  return 0;
+}
+
+static enum lb_status bad_attr(struct fe_node *fn, const char *name, const char *want) {
+  return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "attribute %s must be %s", name, want);
+}
+
+static enum lb_status get_int(struct fe_node *fn, const char *name, int64_t dflt, int64_t *out) {
+  const Onnx__AttributeProto *a = attr(fn, name);
+  *out = dflt;
+  if (!a) return LB_OK;
+  if (attr_type(a) != AT_INT) return bad_attr(fn, name, "an int");
+  *out = a->i;
+  return LB_OK;
+}
+
+static enum lb_status get_float(struct fe_node *fn, const char *name, double dflt, double *out) {
+  const Onnx__AttributeProto *a = attr(fn, name);
+  *out = dflt;
+  if (!a) return LB_OK;
+  int t = attr_type(a);
+  if (t == AT_FLOAT) *out = a->f;
+  else if (t == AT_INT) *out = (double)a->i;
+  else return bad_attr(fn, name, "a float");
+  return LB_OK;
+}
+
+static enum lb_status get_string(struct fe_node *fn, const char *name, const char *dflt,
+                                 const char **out) {
+  const Onnx__AttributeProto *a = attr(fn, name);
+  *out = dflt;
+  if (!a) return LB_OK;
+  if (attr_type(a) != AT_STRING) return bad_attr(fn, name, "a string");
+  *out = lb_arena_strndup(&fn->c->g->arena, (const char *)a->s.data, a->s.len);
+  return LB_OK;
+}
+
+/* ints attribute (arena copy); *present says whether it was given */
+static enum lb_status get_ints(struct fe_node *fn, const char *name, int64_t **v, int64_t *n,
+                               bool *present) {
+  const Onnx__AttributeProto *a = attr(fn, name);
+  *v = NULL;
+  *n = 0;
+  if (present) *present = a != NULL;
+  if (!a) return LB_OK;
+  int t = attr_type(a);
+  if (t != AT_INTS && !(t == 0 && a->n_ints == 0)) return bad_attr(fn, name, "a list of ints");
+  *n = (int64_t)a->n_ints;
+  *v = lb_arena_alloc(&fn->c->g->arena, sizeof **v * (a->n_ints + 1));
+  if (a->n_ints) memcpy(*v, a->ints, sizeof **v * a->n_ints);
+  return LB_OK;
+}
+
+/* Integer values of constant input idx (i32 or i64, rank <= 1) into an arena array. */
+static enum lb_status const_ints(struct fe_node *fn, int32_t idx, const char *what, int64_t **v,
+                                 int64_t *n) {
+  enum lb_status st = fe_need_const(fn, idx, what);
+  if (st != LB_OK) return st;
+  struct lb_value *x = fn->in[idx];
+  if (x->type.shape.rank > 1)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "%s must be 1-D", what);
+  if (x->type.dtype != LB_DTYPE_I64 && x->type.dtype != LB_DTYPE_I32)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "%s must be int64 or int32, not %s",
+                         what, lb_dtype_traits[x->type.dtype].name);
+  *n = lb_shape_numel(&x->type.shape);
+  *v = lb_arena_alloc(&fn->c->g->arena, sizeof **v * (size_t)(*n + 1));
+  const void *p = lb_value_const_data(fn->c->g, x);
+  for (int64_t i = 0; i < *n; i++)
+    (*v)[i] = x->type.dtype == LB_DTYPE_I64 ? ((const int64_t *)p)[i] : ((const int32_t *)p)[i];
+  return LB_OK;
+}
+
+static enum lb_status norm_axis(struct fe_node *fn, int64_t axis, int32_t rank, const char *what,
+                                int64_t *out) {
+  if (axis < -(int64_t)rank || axis >= rank)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                         "%s %lld is out of range for rank %d", what, (long long)axis, (int)rank);
+  *out = axis < 0 ? axis + rank : axis;
+  return LB_OK;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Normalizes, sorts and checks uniqueness of an axes list (in place). */
+static enum lb_status norm_axes(struct fe_node *fn, int64_t *axes, int64_t n, int32_t rank) {
+  for (int64_t i = 0; i < n; i++) {
+    enum lb_status st = norm_axis(fn, axes[i], rank, "axis", &axes[i]);
+    if (st != LB_OK) return st;
+  }
+  qsort(axes, (size_t)n, sizeof *axes, cmp_i64);
+  for (int64_t i = 1; i < n; i++)
+    if (axes[i] == axes[i - 1])
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "axis %lld is repeated",
+                           (long long)axes[i]);
+  return LB_OK;
+}
+
+/* ---- building ------------------------------------------------------------------------ */
+static const char *const *onnx_outs(struct fe_node *fn) {
+  return (const char *const *)fn->np->output;
+}
+
+/* The number of inputs without trailing omitted ones. */
+static int32_t trimmed_inputs(const struct fe_node *fn) {
+  int32_t n = fn->n_in;
+  while (n > 0 && !fn->in[n - 1]) n--;
+  return n;
+}
+
+static enum lb_status require_inputs(struct fe_node *fn, int32_t n) {
+  for (int32_t i = 0; i < n; i++)
+    if (i >= fn->n_in || !fn->in[i])
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "input %d is required", (int)i);
+  return LB_OK;
+}
+
+/* Finishes a node that produces the ONNX outputs 0..n_outputs-1. */
+static enum lb_status done(struct fe_node *fn, struct lb_node *n) {
+  enum lb_status st = fe_finish(fn, n);
+  if (st != LB_OK) return st;
+  for (int32_t k = 0; k < n->n_outputs && k < fn->n_out; k++) fn->out[k] = n->outputs[k];
+  return LB_OK;
+}
+
+/* reshape(x) to dims; out_name NULL = fresh. Returns the value or NULL on error. */
+static struct lb_value *reshape_to(struct fe_node *fn, struct lb_value *x, const int64_t *dims,
+                                   int32_t rank, const char *out_name, enum lb_status *st) {
+  struct lb_node *n = fe_add(fn, LB_OP_RESHAPE, &x, 1, &out_name, 1);
+  lb_node_set_attr_ints(fn->c->g, n, "shape", dims, rank);
+  *st = fe_finish(fn, n);
+  return *st == LB_OK ? n->outputs[0] : NULL;
+}
+
+static enum lb_status emit_reshape(struct fe_node *fn, const int64_t *dims, int32_t rank) {
+  struct lb_value *x = fn->in[0];
+  int64_t numel = 1;
+  for (int32_t i = 0; i < rank; i++) {
+    if (dims[i] < 0 || (dims[i] && numel > INT64_MAX / dims[i]))
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "bad target shape");
+    numel *= dims[i];
+  }
+  if (rank > LB_MAX_RANK)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "rank %d is over %d", (int)rank,
+                         LB_MAX_RANK);
+  if (numel != lb_shape_numel(&x->type.shape))
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                         "cannot reshape %lld elements into %lld",
+                         (long long)lb_shape_numel(&x->type.shape), (long long)numel);
+  enum lb_status st;
+  fn->out[0] = reshape_to(fn, x, dims, rank, fn->np->output[0], &st);
+  return st;
+}
+
+static uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000u, mant = x & 0x7fffffu;
+  int32_t exp = (int32_t)((x >> 23) & 0xff);
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0));
+  int32_t e = exp - 127 + 15;
+  if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000u;
+    uint32_t shift = (uint32_t)(14 - e);
+    uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+static uint16_t f32_to_bf16(float f) {
+  uint32_t x;
+  memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
+  x += 0x7fffu + ((x >> 16) & 1);
+  return (uint16_t)(x >> 16);
+}
+
+/* Stores v as one element of dtype t. */
+static void store_scalar(enum lb_dtype t, void *p, double v) {
+  switch (t) {
+  case LB_DTYPE_F32: *(float *)p = (float)v; break;
+  case LB_DTYPE_F64: *(double *)p = v; break;
+  case LB_DTYPE_F16: *(uint16_t *)p = f32_to_f16((float)v); break;
+  case LB_DTYPE_BF16: *(uint16_t *)p = f32_to_bf16((float)v); break;
+  case LB_DTYPE_I8: *(int8_t *)p = (int8_t)v; break;
+  case LB_DTYPE_I16: *(int16_t *)p = (int16_t)v; break;
+  case LB_DTYPE_I32: *(int32_t *)p = (int32_t)v; break;
+  case LB_DTYPE_I64: *(int64_t *)p = (int64_t)v; break;
+  case LB_DTYPE_U8: case LB_DTYPE_BOOL: *(uint8_t *)p = (uint8_t)v; break;
+  case LB_DTYPE_U16: *(uint16_t *)p = (uint16_t)v; break;
+  case LB_DTYPE_U32: *(uint32_t *)p = (uint32_t)v; break;
+  case LB_DTYPE_U64: *(uint64_t *)p = (uint64_t)v; break;
+  default: LB_ASSERT(!"bad dtype");
+  }
+}
+
+static struct lb_value *scalar_const(struct fe_node *fn, enum lb_dtype t, double v,
+                                     const char *suffix) {
+  char base[256];
+  snprintf(base, sizeof base, "%s.%s", fn->name, suffix);
+  unsigned char buf[16];
+  store_scalar(t, buf, v);
+  struct lb_type ty = {.dtype = t};
+  return fe_const_copy(fn->c, fe_fresh_name(fn->c, base), &ty, buf);
+}
+
+/* Errors if ONNX output k (which lowbit does not compute) is used. */
+static enum lb_status unused_output(struct fe_node *fn, int32_t k, const char *what) {
+  if (!fe_output_used(fn, k)) return LB_OK;
+  return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                       "output %d (%s, \"%s\") is used; lowbit computes only inference outputs",
+                       (int)k, what, fn->np->output[k]);
+}
+
+/* ---- elementwise ---------------------------------------------------------------------- */
+static enum lb_status canon_plain(struct fe_node *fn, enum lb_op op) {
+  int32_t n_in = trimmed_inputs(fn);
+  for (int32_t i = 0; i < n_in; i++)
+    if (!fn->in[i] && (op != LB_OP_CLIP && op != LB_OP_GEMM && op != LB_OP_CONV &&
+                       op != LB_OP_LAYER_NORM && op != LB_OP_QUANTIZE_LINEAR &&
+                       op != LB_OP_DEQUANTIZE_LINEAR && op != LB_OP_MATMUL_INTEGER))
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "input %d is required", (int)i);
+  enum lb_status st = require_inputs(fn, lb_op_info[op].min_inputs);
+  if (st != LB_OK) return st;
+  int32_t n_out = lb_op_info[op].max_outputs < 0 ? fn->n_out : lb_op_info[op].min_outputs;
+  return done(fn, fe_add(fn, op, fn->in, n_in, onnx_outs(fn), n_out));
+}
+
+static enum lb_status canon_unary_attrs(struct fe_node *fn) {
+  struct lb_graph *g = fn->c->g;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, fn->op, fn->in, 1, onnx_outs(fn), 1);
+  double a, b;
+  switch (fn->op) {
+  case LB_OP_LEAKY_RELU:
+    if ((st = get_float(fn, "alpha", 0.01, &a)) != LB_OK) return st;
+    lb_node_set_attr_float(g, n, "alpha", a);
+    break;
+  case LB_OP_HARD_SIGMOID:
+    if ((st = get_float(fn, "alpha", 0.2, &a)) != LB_OK) return st;
+    if ((st = get_float(fn, "beta", 0.5, &b)) != LB_OK) return st;
+    lb_node_set_attr_float(g, n, "alpha", a);
+    lb_node_set_attr_float(g, n, "beta", b);
+    break;
+  case LB_OP_GELU: {
+    const char *s;
+    if ((st = get_string(fn, "approximate", "none", &s)) != LB_OK) return st;
+    if (strcmp(s, "none") != 0 && strcmp(s, "tanh") != 0)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "approximate must be \"none\" or \"tanh\", not \"%s\"", s);
+    lb_node_set_attr_string(g, n, "approximate", s);
+    break;
+  }
+  case LB_OP_CAST: {
+    int64_t to;
+    const Onnx__AttributeProto *ta = attr(fn, "to");
+    if (!ta) return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "attribute to is required");
+    if ((st = get_int(fn, "to", 0, &to)) != LB_OK) return st;
+    enum lb_dtype t = to > 0 && to < 1000 ? lb_dtype_from_onnx((int)to) : LB_DTYPE_UNDEF;
+    if (t == LB_DTYPE_UNDEF)
+      return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                           "cast to element type %lld is not supported", (long long)to);
+    lb_node_set_attr_string(g, n, "to", lb_dtype_traits[t].name);
+    break;
+  }
+  default: LB_ASSERT(!"not a unary op with attributes");
+  }
+  return done(fn, n);
+}
+
+static enum lb_status canon_dropout(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  st = done(fn, fe_add(fn, LB_OP_IDENTITY, fn->in, 1, onnx_outs(fn), 1));
+  if (st != LB_OK || !fe_output_used(fn, 1)) return st;
+  /* the mask of an inference-mode Dropout keeps everything */
+  struct lb_type t = {.dtype = LB_DTYPE_BOOL, .shape = fn->in[0]->type.shape};
+  void *data = fe_alloc((size_t)lb_type_nbytes(&t));
+  if (!data) return lb_diag_error(fn->c->d, LB_ERR_LIMIT, &fn->diag, "out of memory");
+  memset(data, 1, (size_t)lb_type_nbytes(&t));
+  fn->out[1] = fe_const_owned(fn->c, fn->np->output[1], &t, data);
+  return LB_OK;
+}
+
+static enum lb_status canon_clip(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  struct lb_value *ins[3] = {fn->in[0], fn->n_in > 1 ? fn->in[1] : NULL,
+                             fn->n_in > 2 ? fn->in[2] : NULL};
+  if (attr(fn, "min") || attr(fn, "max")) { /* opset < 11: attributes */
+    if (fn->n_in > 1)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "min/max given both as attributes and inputs");
+    enum lb_dtype t = fn->in[0]->type.dtype;
+    if (!lb_dtype_traits[t].is_float)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "Clip with min/max attributes needs a float input");
+    double lo, hi;
+    if ((st = get_float(fn, "min", -INFINITY, &lo)) != LB_OK) return st;
+    if ((st = get_float(fn, "max", INFINITY, &hi)) != LB_OK) return st;
+    if (attr(fn, "min")) ins[1] = scalar_const(fn, t, lo, "min");
+    if (attr(fn, "max")) ins[2] = scalar_const(fn, t, hi, "max");
+  }
+  int32_t n = ins[2] ? 3 : ins[1] ? 2 : 1;
+  return done(fn, fe_add(fn, LB_OP_CLIP, ins, n, onnx_outs(fn), 1));
+}
+
+/* ---- reductions and normalizations -------------------------------------------------------- */
+static enum lb_status canon_reduce(struct fe_node *fn) {
+  struct lb_graph *g = fn->c->g;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  int32_t rank = fn->in[0]->type.shape.rank;
+  int64_t *axes, n_axes, keepdims, noop;
+  bool present = false;
+  if (fn->n_in > 1 && fn->in[1]) { /* ReduceSum >= 13, the others >= 18 */
+    if (attr(fn, "axes"))
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "axes given both as attribute and input");
+    if ((st = const_ints(fn, 1, "axes", &axes, &n_axes)) != LB_OK) return st;
+  } else if ((st = get_ints(fn, "axes", &axes, &n_axes, &present)) != LB_OK) {
+    return st;
+  }
+  if ((st = get_int(fn, "keepdims", 1, &keepdims)) != LB_OK) return st;
+  if ((st = get_int(fn, "noop_with_empty_axes", 0, &noop)) != LB_OK) return st;
+  if (n_axes == 0 && (noop || rank == 0))
+    return done(fn, fe_add(fn, LB_OP_IDENTITY, fn->in, 1, onnx_outs(fn), 1));
+  if (n_axes == 0) {
+    n_axes = rank;
+    axes = lb_arena_alloc(&g->arena, sizeof *axes * (size_t)rank);
+    for (int32_t i = 0; i < rank; i++) axes[i] = i;
+  }
+  if ((st = norm_axes(fn, axes, n_axes, rank)) != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, fn->op, fn->in, 1, onnx_outs(fn), 1);
+  lb_node_set_attr_ints(g, n, "axes", axes, n_axes);
+  lb_node_set_attr_int(g, n, "keepdims", keepdims ? 1 : 0);
+  return done(fn, n);
+}
+
+static enum lb_status canon_softmax(struct fe_node *fn) {
+  struct lb_graph *g = fn->c->g;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  struct lb_value *x = fn->in[0];
+  const struct lb_shape *s = &x->type.shape;
+  int64_t axis;
+  if ((st = get_int(fn, "axis", fn->c->opset < 13 ? 1 : -1, &axis)) != LB_OK) return st;
+  if ((st = norm_axis(fn, axis, s->rank, "axis", &axis)) != LB_OK) return st;
+  if (fn->c->opset >= 13 || axis == s->rank - 1) {
+    struct lb_node *n = fe_add(fn, fn->op, &x, 1, onnx_outs(fn), 1);
+    lb_node_set_attr_int(g, n, "axis", axis);
+    return done(fn, n);
+  }
+  /* opset < 13: softmax over the 2-D view [prod(dims[:axis]), prod(dims[axis:])] */
+  int64_t flat[2] = {1, 1};
+  for (int32_t i = 0; i < s->rank; i++) flat[i < axis ? 0 : 1] *= s->dims[i];
+  struct lb_value *x2 = reshape_to(fn, x, flat, 2, NULL, &st);
+  if (!x2) return st;
+  struct lb_node *n = fe_add(fn, fn->op, &x2, 1, NULL, 1);
+  lb_node_set_attr_int(g, n, "axis", 1);
+  if ((st = fe_finish(fn, n)) != LB_OK) return st;
+  fn->out[0] = reshape_to(fn, n->outputs[0], s->dims, s->rank, fn->np->output[0], &st);
+  return st;
+}
+
+static enum lb_status canon_layer_norm(struct fe_node *fn) {
+  struct lb_graph *g = fn->c->g;
+  enum lb_status st = require_inputs(fn, 2);
+  if (st != LB_OK) return st;
+  if ((st = unused_output(fn, 1, "Mean")) != LB_OK) return st;
+  if ((st = unused_output(fn, 2, "InvStdDev")) != LB_OK) return st;
+  int64_t axis;
+  double eps;
+  if ((st = get_int(fn, "axis", -1, &axis)) != LB_OK) return st;
+  if ((st = norm_axis(fn, axis, fn->in[0]->type.shape.rank, "axis", &axis)) != LB_OK) return st;
+  if ((st = get_float(fn, "epsilon", 1e-5, &eps)) != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, LB_OP_LAYER_NORM, fn->in, trimmed_inputs(fn), onnx_outs(fn), 1);
+  lb_node_set_attr_int(g, n, "axis", axis);
+  lb_node_set_attr_float(g, n, "epsilon", eps);
+  return done(fn, n);
+}
+
+static enum lb_status canon_batch_norm(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 5);
+  if (st != LB_OK) return st;
+  int64_t training, spatial;
+  double eps;
+  if ((st = get_int(fn, "training_mode", 0, &training)) != LB_OK) return st;
+  if ((st = get_int(fn, "spatial", 1, &spatial)) != LB_OK) return st;
+  if (training)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                         "training_mode=1 is not supported (inference only)");
+  if (!spatial)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "spatial=0 is not supported");
+  for (int32_t k = 1; k < fn->n_out; k++)
+    if ((st = unused_output(fn, k, "a training output")) != LB_OK) return st;
+  if ((st = get_float(fn, "epsilon", 1e-5, &eps)) != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, LB_OP_BATCH_NORM, fn->in, 5, onnx_outs(fn), 1);
+  lb_node_set_attr_float(fn->c->g, n, "epsilon", eps);
+  return done(fn, n);
+}
+
+/* ---- linear algebra, convolution, pooling -------------------------------------------------- */
+static enum lb_status canon_gemm(struct fe_node *fn) {
+  struct lb_graph *g = fn->c->g;
+  enum lb_status st = require_inputs(fn, 2);
+  if (st != LB_OK) return st;
+  double alpha, beta;
+  int64_t ta, tb;
+  if ((st = get_float(fn, "alpha", 1.0, &alpha)) != LB_OK) return st;
+  if ((st = get_float(fn, "beta", 1.0, &beta)) != LB_OK) return st;
+  if ((st = get_int(fn, "transA", 0, &ta)) != LB_OK) return st;
+  if ((st = get_int(fn, "transB", 0, &tb)) != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, LB_OP_GEMM, fn->in, trimmed_inputs(fn), onnx_outs(fn), 1);
+  lb_node_set_attr_float(g, n, "alpha", alpha);
+  lb_node_set_attr_float(g, n, "beta", beta);
+  lb_node_set_attr_int(g, n, "transA", ta ? 1 : 0);
+  lb_node_set_attr_int(g, n, "transB", tb ? 1 : 0);
+  return done(fn, n);
+}
+
+/* Reads an ints attribute of exactly `n` entries, or fills `dflt`. */
+static enum lb_status window_ints(struct fe_node *fn, const char *name, int64_t n, int64_t dflt,
+                                  int64_t *out) {
+  int64_t *v, cnt;
+  bool present;
+  enum lb_status st = get_ints(fn, name, &v, &cnt, &present);
+  if (st != LB_OK) return st;
+  if (!present) {
+    for (int64_t i = 0; i < n; i++) out[i] = dflt;
+    return LB_OK;
+  }
+  if (cnt != n)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "%s has %lld entries, expected %lld",
+                         name, (long long)cnt, (long long)n);
+  memcpy(out, v, sizeof *out * (size_t)n);
+  return LB_OK;
+}
+
+/* The window attributes shared by conv and pooling, with auto_pad resolved. */
+struct window {
+  int32_t n; /* spatial dims */
+  int64_t kernel[LB_MAX_RANK], strides[LB_MAX_RANK], dilations[LB_MAX_RANK],
+      pads[2 * LB_MAX_RANK];
+  bool auto_padded;
+};
+
+static enum lb_status read_window(struct fe_node *fn, const int64_t *kernel_dflt,
+                                  struct window *w) {
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  if (xs->rank < 3)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                         "input must be N x C x spatial dims (rank >= 3), not rank %d",
+                         (int)xs->rank);
+  w->n = xs->rank - 2;
+  enum lb_status st;
+  bool has_k = attr(fn, "kernel_shape") != NULL;
+  if (!has_k && !kernel_dflt)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "kernel_shape is required");
+  if (has_k) {
+    if ((st = window_ints(fn, "kernel_shape", w->n, 1, w->kernel)) != LB_OK) return st;
+  } else {
+    memcpy(w->kernel, kernel_dflt, sizeof *w->kernel * (size_t)w->n);
+  }
+  if ((st = window_ints(fn, "strides", w->n, 1, w->strides)) != LB_OK) return st;
+  if ((st = window_ints(fn, "dilations", w->n, 1, w->dilations)) != LB_OK) return st;
+  if ((st = window_ints(fn, "pads", 2 * w->n, 0, w->pads)) != LB_OK) return st;
+  for (int32_t i = 0; i < w->n; i++)
+    if (w->kernel[i] <= 0 || w->strides[i] <= 0 || w->dilations[i] <= 0 || w->pads[i] < 0 ||
+        w->pads[w->n + i] < 0)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "kernel_shape, strides and dilations must be positive, pads >= 0");
+  const char *ap;
+  if ((st = get_string(fn, "auto_pad", "NOTSET", &ap)) != LB_OK) return st;
+  w->auto_padded = strcmp(ap, "NOTSET") != 0;
+  if (!w->auto_padded) return LB_OK;
+  bool upper = strcmp(ap, "SAME_UPPER") == 0, lower = strcmp(ap, "SAME_LOWER") == 0;
+  if (!upper && !lower && strcmp(ap, "VALID") != 0)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "unknown auto_pad \"%s\"", ap);
+  for (int32_t i = 0; i < w->n; i++) {
+    int64_t in = xs->dims[2 + i], total = 0;
+    if (upper || lower) {
+      int64_t out = (in + w->strides[i] - 1) / w->strides[i];
+      int64_t eff = (w->kernel[i] - 1) * w->dilations[i] + 1;
+      total = (out - 1) * w->strides[i] + eff - in;
+      if (total < 0) total = 0;
+    }
+    w->pads[i] = upper ? total / 2 : total - total / 2;
+    w->pads[w->n + i] = total - w->pads[i];
+  }
+  return LB_OK;
+}
+
+static void set_window(struct fe_node *fn, struct lb_node *n, const struct window *w,
+                       bool dilations) {
+  struct lb_graph *g = fn->c->g;
+  lb_node_set_attr_ints(g, n, "kernel_shape", w->kernel, w->n);
+  lb_node_set_attr_ints(g, n, "strides", w->strides, w->n);
+  if (dilations) lb_node_set_attr_ints(g, n, "dilations", w->dilations, w->n);
+  lb_node_set_attr_ints(g, n, "pads", w->pads, 2 * w->n);
+}
+
+static enum lb_status canon_conv(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 2);
+  if (st != LB_OK) return st;
+  const struct lb_shape *ws = &fn->in[1]->type.shape;
+  if (ws->rank != fn->in[0]->type.shape.rank)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                         "weights have rank %d, the input rank %d", (int)ws->rank,
+                         (int)fn->in[0]->type.shape.rank);
+  struct window w;
+  if ((st = read_window(fn, ws->dims + 2, &w)) != LB_OK) return st;
+  int64_t group;
+  if ((st = get_int(fn, "group", 1, &group)) != LB_OK) return st;
+  if (group <= 0) return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "group must be >= 1");
+  struct lb_node *n = fe_add(fn, LB_OP_CONV, fn->in, trimmed_inputs(fn), onnx_outs(fn), 1);
+  set_window(fn, n, &w, true);
+  lb_node_set_attr_int(fn->c->g, n, "group", group);
+  return done(fn, n);
+}
+
+static enum lb_status canon_pool(struct fe_node *fn) {
+  struct lb_graph *g = fn->c->g;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  if (fn->op == LB_OP_MAX_POOL && (st = unused_output(fn, 1, "Indices")) != LB_OK) return st;
+  struct window w;
+  if ((st = read_window(fn, NULL, &w)) != LB_OK) return st;
+  int64_t ceil_mode, cip;
+  if ((st = get_int(fn, "ceil_mode", 0, &ceil_mode)) != LB_OK) return st;
+  if (w.auto_padded) ceil_mode = 0; /* SAME/VALID define the output size themselves */
+  struct lb_node *n = fe_add(fn, fn->op, fn->in, 1, onnx_outs(fn), 1);
+  if (fn->op == LB_OP_MAX_POOL) {
+    set_window(fn, n, &w, true);
+  } else {
+    for (int32_t i = 0; i < w.n; i++)
+      if (w.dilations[i] != 1)
+        return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                             "AveragePool with dilations is not supported");
+    if ((st = get_int(fn, "count_include_pad", 0, &cip)) != LB_OK) return st;
+    set_window(fn, n, &w, false);
+    lb_node_set_attr_int(g, n, "count_include_pad", cip ? 1 : 0);
+  }
+  lb_node_set_attr_int(g, n, "ceil_mode", ceil_mode ? 1 : 0);
+  return done(fn, n);
+}
+
+/* ---- data movement -------------------------------------------------------------------- */
+static enum lb_status canon_reshape(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  int64_t *shape, n, allowzero;
+  bool present;
+  if (fn->n_in > 1 && fn->in[1]) {
+    if ((st = const_ints(fn, 1, "shape", &shape, &n)) != LB_OK) return st;
+  } else {
+    if ((st = get_ints(fn, "shape", &shape, &n, &present)) != LB_OK) return st;
+    if (!present)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "the target shape is missing");
+  }
+  if ((st = get_int(fn, "allowzero", 0, &allowzero)) != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  if (n > LB_MAX_RANK)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "rank %lld is over %d",
+                         (long long)n, LB_MAX_RANK);
+  int64_t dims[LB_MAX_RANK], known = 1;
+  int32_t infer = -1;
+  for (int32_t i = 0; i < n; i++) {
+    int64_t v = shape[i];
+    if (v == 0 && !allowzero) {
+      if (i >= xs->rank)
+        return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                             "shape[%d] = 0 copies a dim the input (rank %d) does not have",
+                             (int)i, (int)xs->rank);
+      v = xs->dims[i];
+    } else if (v == -1) {
+      if (infer >= 0)
+        return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "more than one -1 in shape");
+      infer = i;
+      dims[i] = 1;
+      continue;
+    } else if (v < 0) {
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "shape[%d] = %lld", (int)i,
+                           (long long)v);
+    }
+    dims[i] = v;
+    if (v && known > INT64_MAX / v)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "target shape overflows");
+    known *= v;
+  }
+  int64_t numel = lb_shape_numel(xs);
+  if (infer >= 0) {
+    if (known == 0 || numel % known != 0)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "cannot infer the -1 dim: %lld elements do not divide by %lld",
+                           (long long)numel, (long long)known);
+    dims[infer] = numel / known;
+  }
+  return emit_reshape(fn, dims, (int32_t)n);
+}
+
+static enum lb_status canon_flatten(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  int64_t axis;
+  if ((st = get_int(fn, "axis", 1, &axis)) != LB_OK) return st;
+  if (axis < -(int64_t)xs->rank || axis > xs->rank)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "axis %lld is out of range",
+                         (long long)axis);
+  if (axis < 0) axis += xs->rank;
+  int64_t dims[2] = {1, 1};
+  for (int32_t i = 0; i < xs->rank; i++) dims[i < axis ? 0 : 1] *= xs->dims[i];
+  return emit_reshape(fn, dims, 2);
+}
+
+static enum lb_status squeeze_axes(struct fe_node *fn, bool required, int64_t **axes, int64_t *n,
+                                   bool *given) {
+  enum lb_status st;
+  *given = true;
+  if (fn->n_in > 1 && fn->in[1]) return const_ints(fn, 1, "axes", axes, n);
+  if ((st = get_ints(fn, "axes", axes, n, given)) != LB_OK) return st;
+  if (!*given && required)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "axes are required");
+  return LB_OK;
+}
+
+static enum lb_status canon_squeeze(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  int64_t *axes, n;
+  bool given;
+  if ((st = squeeze_axes(fn, false, &axes, &n, &given)) != LB_OK) return st;
+  bool drop[LB_MAX_RANK] = {0};
+  if (given && n > 0) {
+    if ((st = norm_axes(fn, axes, n, xs->rank)) != LB_OK) return st;
+    for (int64_t i = 0; i < n; i++) {
+      if (xs->dims[axes[i]] != 1)
+        return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                             "cannot squeeze axis %lld of size %lld", (long long)axes[i],
+                             (long long)xs->dims[axes[i]]);
+      drop[axes[i]] = true;
+    }
+  } else {
+    for (int32_t i = 0; i < xs->rank; i++) drop[i] = xs->dims[i] == 1;
+  }
+  int64_t dims[LB_MAX_RANK];
+  int32_t r = 0;
+  for (int32_t i = 0; i < xs->rank; i++)
+    if (!drop[i]) dims[r++] = xs->dims[i];
+  return emit_reshape(fn, dims, r);
+}
+
+static enum lb_status canon_unsqueeze(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  int64_t *axes, n;
+  bool given;
+  if ((st = squeeze_axes(fn, true, &axes, &n, &given)) != LB_OK) return st;
+  int64_t out_rank = xs->rank + n;
+  if (out_rank > LB_MAX_RANK)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "rank %lld is over %d",
+                         (long long)out_rank, LB_MAX_RANK);
+  if ((st = norm_axes(fn, axes, n, (int32_t)out_rank)) != LB_OK) return st;
+  int64_t dims[LB_MAX_RANK];
+  int32_t src = 0, a = 0;
+  for (int32_t i = 0; i < out_rank; i++) {
+    if (a < n && axes[a] == i) {
+      dims[i] = 1;
+      a++;
+    } else {
+      dims[i] = xs->dims[src++];
+    }
+  }
+  return emit_reshape(fn, dims, (int32_t)out_rank);
+}
+
+static enum lb_status canon_transpose(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  int32_t rank = fn->in[0]->type.shape.rank;
+  int64_t *perm, n;
+  bool present;
+  if ((st = get_ints(fn, "perm", &perm, &n, &present)) != LB_OK) return st;
+  int64_t p[LB_MAX_RANK];
+  if (!present) {
+    for (int32_t i = 0; i < rank; i++) p[i] = rank - 1 - i;
+  } else {
+    bool seen[LB_MAX_RANK] = {0};
+    if (n != rank)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "perm has %lld entries for rank %d",
+                           (long long)n, (int)rank);
+    for (int32_t i = 0; i < rank; i++) {
+      if ((st = norm_axis(fn, perm[i], rank, "perm entry", &p[i])) != LB_OK) return st;
+      if (seen[p[i]])
+        return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "perm is not a permutation");
+      seen[p[i]] = true;
+    }
+  }
+  struct lb_node *nd = fe_add(fn, LB_OP_TRANSPOSE, fn->in, 1, onnx_outs(fn), 1);
+  lb_node_set_attr_ints(fn->c->g, nd, "perm", p, rank);
+  return done(fn, nd);
+}
+
+static enum lb_status canon_concat(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, fn->n_in);
+  if (st != LB_OK) return st;
+  int64_t axis;
+  if (!attr(fn, "axis"))
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "attribute axis is required");
+  if ((st = get_int(fn, "axis", 0, &axis)) != LB_OK) return st;
+  if ((st = norm_axis(fn, axis, fn->in[0]->type.shape.rank, "axis", &axis)) != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, LB_OP_CONCAT, fn->in, fn->n_in, onnx_outs(fn), 1);
+  lb_node_set_attr_int(fn->c->g, n, "axis", axis);
+  return done(fn, n);
+}
+
+static enum lb_status canon_split(struct fe_node *fn) {
+  struct fe_ctx *c = fn->c;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  int64_t axis, *split, n, num_outputs;
+  bool present = false;
+  if ((st = get_int(fn, "axis", 0, &axis)) != LB_OK) return st;
+  if ((st = norm_axis(fn, axis, xs->rank, "axis", &axis)) != LB_OK) return st;
+  if (fn->n_in > 1 && fn->in[1]) {
+    if ((st = const_ints(fn, 1, "split", &split, &n)) != LB_OK) return st;
+    present = true;
+  } else if ((st = get_ints(fn, "split", &split, &n, &present)) != LB_OK) {
+    return st;
+  }
+  if ((st = get_int(fn, "num_outputs", 0, &num_outputs)) != LB_OK) return st;
+  int32_t outs = fn->n_out;
+  int64_t dim = xs->dims[axis];
+  if (num_outputs && num_outputs != outs)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "num_outputs is %lld but the node has "
+                         "%d outputs", (long long)num_outputs, (int)outs);
+  if (present && n != outs)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "split has %lld entries for %d outputs",
+                         (long long)n, (int)outs);
+  if (!present) {
+    split = lb_arena_alloc(&c->g->arena, sizeof *split * (size_t)outs);
+    n = outs;
+    int64_t chunk = (dim + outs - 1) / outs; /* opset 18: the last chunk may be smaller */
+    if (dim % outs != 0 && c->opset < 18)
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                           "axis of size %lld does not split evenly into %d outputs",
+                           (long long)dim, (int)outs);
+    for (int32_t i = 0; i < outs; i++) split[i] = chunk;
+    split[outs - 1] = dim - chunk * (outs - 1);
+  }
+  int64_t sum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    if (split[i] < 0)
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "split sizes must be >= 0");
+    sum += split[i];
+  }
+  if (sum != dim)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "split sizes add up to %lld, the axis has %lld", (long long)sum,
+                         (long long)dim);
+  struct lb_node *nd = fe_add(fn, LB_OP_SPLIT, fn->in, 1, onnx_outs(fn), outs);
+  lb_node_set_attr_int(c->g, nd, "axis", axis);
+  lb_node_set_attr_ints(c->g, nd, "split", split, n);
+  return done(fn, nd);
+}
+
+static enum lb_status canon_slice(struct fe_node *fn) {
+  struct fe_ctx *c = fn->c;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  int32_t rank = xs->rank;
+  int64_t *starts, *ends, *axes = NULL, *steps = NULL, n, ne, na = 0, ns = 0;
+  bool present;
+  if (fn->n_in > 1) { /* opset >= 10 */
+    if ((st = require_inputs(fn, 3)) != LB_OK) return st;
+    if ((st = const_ints(fn, 1, "starts", &starts, &n)) != LB_OK) return st;
+    if ((st = const_ints(fn, 2, "ends", &ends, &ne)) != LB_OK) return st;
+    if (fn->n_in > 3 && fn->in[3] && (st = const_ints(fn, 3, "axes", &axes, &na)) != LB_OK)
+      return st;
+    if (fn->n_in > 4 && fn->in[4] && (st = const_ints(fn, 4, "steps", &steps, &ns)) != LB_OK)
+      return st;
+  } else {
+    if ((st = get_ints(fn, "starts", &starts, &n, &present)) != LB_OK) return st;
+    if ((st = get_ints(fn, "ends", &ends, &ne, &present)) != LB_OK) return st;
+    if ((st = get_ints(fn, "axes", &axes, &na, &present)) != LB_OK) return st;
+    if (!present) axes = NULL;
+  }
+  if (ne != n || (axes && na != n) || (steps && ns != n))
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "starts, ends, axes and steps must have the same length");
+  int64_t s[LB_MAX_RANK], e[LB_MAX_RANK], k[LB_MAX_RANK];
+  bool seen[LB_MAX_RANK] = {0};
+  for (int32_t d = 0; d < rank; d++) {
+    s[d] = 0;
+    e[d] = xs->dims[d];
+    k[d] = 1;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    int64_t ax = axes ? axes[i] : i;
+    if ((st = norm_axis(fn, ax, rank, "axis", &ax)) != LB_OK) return st;
+    if (seen[ax])
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "axis %lld is repeated", (long long)ax);
+    seen[ax] = true;
+    int64_t dim = xs->dims[ax], step = steps ? steps[i] : 1, st0 = starts[i], en = ends[i];
+    if (step == 0) return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "a step is 0");
+    if (st0 < 0) st0 = st0 < -dim ? 0 : st0 + dim;
+    if (en < 0) en = en < -dim ? -1 : en + dim; /* -1: before index 0 (negative steps) */
+    if (step > 0) {
+      st0 = st0 > dim ? dim : st0;
+      en = en < 0 ? 0 : en > dim ? dim : en;
+    } else {
+      st0 = st0 > dim - 1 ? dim - 1 : st0;
+      en = en > dim - 1 ? dim - 1 : en;
+    }
+    s[ax] = st0;
+    e[ax] = en;
+    k[ax] = step;
+  }
+  struct lb_node *nd = fe_add(fn, LB_OP_SLICE, fn->in, 1, onnx_outs(fn), 1);
+  lb_node_set_attr_ints(c->g, nd, "starts", s, rank);
+  lb_node_set_attr_ints(c->g, nd, "ends", e, rank);
+  lb_node_set_attr_ints(c->g, nd, "steps", k, rank);
+  return done(fn, nd);
+}
+
+static enum lb_status canon_gather(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 2);
+  if (st != LB_OK) return st;
+  int64_t axis;
+  if ((st = get_int(fn, "axis", 0, &axis)) != LB_OK) return st;
+  if ((st = norm_axis(fn, axis, fn->in[0]->type.shape.rank, "axis", &axis)) != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, LB_OP_GATHER, fn->in, 2, onnx_outs(fn), 1);
+  lb_node_set_attr_int(fn->c->g, n, "axis", axis);
+  return done(fn, n);
+}
+
+static enum lb_status canon_expand(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 2);
+  if (st != LB_OK) return st;
+  int64_t *shape, n;
+  if ((st = const_ints(fn, 1, "shape", &shape, &n)) != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  int32_t r = xs->rank > n ? xs->rank : (int32_t)n;
+  if (r > LB_MAX_RANK)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "rank %d is over %d", (int)r,
+                         LB_MAX_RANK);
+  int64_t dims[LB_MAX_RANK];
+  for (int32_t i = 0; i < r; i++) {
+    int32_t xi = i - (r - xs->rank), si = i - (r - (int32_t)n);
+    int64_t a = xi >= 0 ? xs->dims[xi] : 1, b = si >= 0 ? shape[si] : 1;
+    if (b < 0)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "negative dim in shape");
+    if (a == b || b == 1) dims[i] = a;
+    else if (a == 1) dims[i] = b;
+    else
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "cannot broadcast dim %lld to %lld", (long long)a, (long long)b);
+  }
+  struct lb_node *nd = fe_add(fn, LB_OP_EXPAND, fn->in, 1, onnx_outs(fn), 1);
+  lb_node_set_attr_ints(fn->c->g, nd, "shape", dims, r);
+  return done(fn, nd);
+}
+
+static enum lb_status canon_trilu(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  int64_t upper, k = 0, *kv, n;
+  if ((st = get_int(fn, "upper", 1, &upper)) != LB_OK) return st;
+  if (fn->n_in > 1 && fn->in[1]) {
+    if ((st = const_ints(fn, 1, "k", &kv, &n)) != LB_OK) return st;
+    if (n != 1) return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "k must be a scalar");
+    k = kv[0];
+  }
+  struct lb_node *nd = fe_add(fn, LB_OP_TRILU, fn->in, 1, onnx_outs(fn), 1);
+  lb_node_set_attr_int(fn->c->g, nd, "upper", upper ? 1 : 0);
+  lb_node_set_attr_int(fn->c->g, nd, "k", k);
+  return done(fn, nd);
+}
+
+static enum lb_status canon_quant(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 2);
+  if (st != LB_OK) return st;
+  int64_t axis, block;
+  if ((st = get_int(fn, "axis", 1, &axis)) != LB_OK) return st;
+  if ((st = get_int(fn, "block_size", 0, &block)) != LB_OK) return st;
+  if (block)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "blocked quantization "
+                         "(block_size) is not supported");
+  int32_t rank = fn->in[0]->type.shape.rank;
+  bool per_axis = fn->in[1]->type.shape.rank > 0 && lb_shape_numel(&fn->in[1]->type.shape) > 1;
+  if (per_axis) {
+    if ((st = norm_axis(fn, axis, rank, "axis", &axis)) != LB_OK) return st;
+  } else {
+    axis = axis < 0 ? axis + rank : axis; /* ignored for a per-tensor scale */
+    if (axis < 0 || axis >= rank) axis = 0;
+  }
+  struct lb_node *n = fe_add(fn, fn->op, fn->in, trimmed_inputs(fn), onnx_outs(fn), 1);
+  lb_node_set_attr_int(fn->c->g, n, "axis", axis);
+  return done(fn, n);
+}
+
+/* ---- evaluated at import -------------------------------------------------------------- */
+static enum lb_status canon_shape(struct fe_node *fn) {
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  const struct lb_shape *xs = &fn->in[0]->type.shape;
+  int64_t start, end;
+  if ((st = get_int(fn, "start", 0, &start)) != LB_OK) return st;
+  if ((st = get_int(fn, "end", xs->rank, &end)) != LB_OK) return st;
+  if (start < 0) start += xs->rank;
+  if (end < 0) end += xs->rank;
+  start = start < 0 ? 0 : start > xs->rank ? xs->rank : start;
+  end = end < 0 ? 0 : end > xs->rank ? xs->rank : end;
+  int64_t n = end > start ? end - start : 0;
+  struct lb_type t = {.dtype = LB_DTYPE_I64, .shape = {.rank = 1, .dims = {n}}};
+  fn->out[0] = fe_const_copy(fn->c, fn->np->output[0], &t, xs->dims + start);
+  return LB_OK;
+}
+
+static enum lb_status canon_constant(struct fe_node *fn) {
+  struct fe_ctx *c = fn->c;
+  if (fn->np->n_attribute != 1)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "needs exactly one attribute");
+  const Onnx__AttributeProto *a = fn->np->attribute[0];
+  const char *an = a->name ? a->name : "";
+  struct lb_type t = {0};
+  void *data = NULL;
+  enum lb_status st;
+  if (strcmp(an, "value") == 0) {
+    if (!a->t) return bad_attr(fn, an, "a tensor");
+    char what[300];
+    snprintf(what, sizeof what, "node \"%s\" (Constant) value", fn->name);
+    if ((st = fe_tensor_load(c, a->t, what, &t, &data)) != LB_OK) return st;
+  } else if (strcmp(an, "value_float") == 0 || strcmp(an, "value_int") == 0) {
+    bool is_f = an[6] == 'f';
+    t.dtype = is_f ? LB_DTYPE_F32 : LB_DTYPE_I64;
+    data = fe_alloc(8);
+    if (!data) abort();
+    if (is_f) {
+      double v;
+      if ((st = get_float(fn, an, 0, &v)) != LB_OK) return free(data), st;
+      *(float *)data = (float)v;
+    } else {
+      if ((st = get_int(fn, an, 0, (int64_t *)data)) != LB_OK) return free(data), st;
+    }
+  } else if (strcmp(an, "value_floats") == 0 || strcmp(an, "value_ints") == 0) {
+    bool is_f = an[6] == 'f';
+    size_t n = is_f ? a->n_floats : a->n_ints;
+    int at = attr_type(a);
+    if (at != (is_f ? AT_FLOATS : AT_INTS) && !(at == 0 && n == 0))
+      return bad_attr(fn, an, is_f ? "a list of floats" : "a list of ints");
+    t.dtype = is_f ? LB_DTYPE_F32 : LB_DTYPE_I64;
+    t.shape.rank = 1;
+    t.shape.dims[0] = (int64_t)n;
+    data = fe_alloc(n * 8);
+    if (!data) return lb_diag_error(c->d, LB_ERR_LIMIT, &fn->diag, "out of memory");
+    if (n) memcpy(data, is_f ? (const void *)a->floats : (const void *)a->ints, n * (is_f ? 4 : 8));
+  } else {
+    return lb_diag_error(c->d, LB_ERR_UNSUPPORTED, &fn->diag, "attribute %s is not supported", an);
+  }
+  fn->out[0] = fe_const_owned(c, fn->np->output[0], &t, data);
+  return LB_OK;
+}
+
+static enum lb_status canon_constant_of_shape(struct fe_node *fn) {
+  struct fe_ctx *c = fn->c;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  int64_t *dims, n;
+  if ((st = const_ints(fn, 0, "shape", &dims, &n)) != LB_OK) return st;
+  if (n > LB_MAX_RANK)
+    return lb_diag_error(c->d, LB_ERR_UNSUPPORTED, &fn->diag, "rank %lld is over %d",
+                         (long long)n, LB_MAX_RANK);
+  struct lb_type t = {.dtype = LB_DTYPE_F32, .shape = {.rank = (int32_t)n}};
+  unsigned char value[16] = {0};
+  const Onnx__AttributeProto *a = attr(fn, "value");
+  if (a) {
+    if (!a->t) return bad_attr(fn, "value", "a tensor");
+    struct lb_type vt;
+    void *vd;
+    char what[300];
+    snprintf(what, sizeof what, "node \"%s\" (ConstantOfShape) value", fn->name);
+    if ((st = fe_tensor_load(c, a->t, what, &vt, &vd)) != LB_OK) return st;
+    if (lb_shape_numel(&vt.shape) != 1) {
+      free(vd);
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "value must hold one element");
+    }
+    t.dtype = vt.dtype;
+    memcpy(value, vd, (size_t)lb_dtype_traits[vt.dtype].size);
+    free(vd);
+  }
+  for (int64_t i = 0; i < n; i++) {
+    if (dims[i] < 0)
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "negative dim %lld", (long long)dims[i]);
+    t.shape.dims[i] = dims[i];
+  }
+  int64_t numel, es = lb_dtype_traits[t.dtype].size;
+  if (!lb_shape_numel_checked(&t.shape, c->max_bytes / es, &numel))
+    return lb_diag_error(c->d, LB_ERR_LIMIT, &fn->diag, "output is over the limit of %lld bytes",
+                         (long long)c->max_bytes);
+  unsigned char *data = fe_alloc((size_t)(numel * es));
+  if (!data) return lb_diag_error(c->d, LB_ERR_LIMIT, &fn->diag, "out of memory");
+  for (int64_t i = 0; i < numel; i++) memcpy(data + i * es, value, (size_t)es);
+  fn->out[0] = fe_const_owned(c, fn->np->output[0], &t, data);
+  return LB_OK;
+}
+
+static enum lb_status canon_range(struct fe_node *fn) {
+  struct fe_ctx *c = fn->c;
+  enum lb_status st = require_inputs(fn, 3);
+  if (st != LB_OK) return st;
+  enum lb_dtype dt = fn->in[0]->type.dtype;
+  double v[3];
+  int64_t iv[3];
+  for (int32_t i = 0; i < 3; i++) {
+    if ((st = fe_need_const(fn, i, i == 0 ? "start" : i == 1 ? "limit" : "delta")) != LB_OK)
+      return st;
+    const struct lb_value *x = fn->in[i];
+    if (x->type.dtype != dt || lb_shape_numel(&x->type.shape) != 1)
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                           "start, limit and delta must be scalars of one type");
+    const void *p = lb_value_const_data(c->g, x);
+    switch (dt) {
+    case LB_DTYPE_F32: v[i] = *(const float *)p; break;
+    case LB_DTYPE_F64: v[i] = *(const double *)p; break;
+    case LB_DTYPE_I16: iv[i] = *(const int16_t *)p; break;
+    case LB_DTYPE_I32: iv[i] = *(const int32_t *)p; break;
+    case LB_DTYPE_I64: iv[i] = *(const int64_t *)p; break;
+    default:
+      return lb_diag_error(c->d, LB_ERR_UNSUPPORTED, &fn->diag, "Range of %s is not supported",
+                           lb_dtype_traits[dt].name);
+    }
+  }
+  bool is_f = lb_dtype_traits[dt].is_float;
+  int64_t n;
+  if (is_f) {
+    if (v[2] == 0 || !isfinite(v[0]) || !isfinite(v[1]) || !isfinite(v[2]))
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "delta is 0 or a bound is not finite");
+    double cnt = ceil((v[1] - v[0]) / v[2]);
+    if (cnt > 9e18) cnt = 9e18;
+    n = cnt > 0 ? (int64_t)cnt : 0;
+  } else {
+    if (iv[2] == 0) return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "delta is 0");
+    __int128 span = (__int128)iv[1] - iv[0], d = iv[2];
+    __int128 cnt = span / d + ((span % d != 0) && ((span > 0) == (d > 0)));
+    n = cnt > 0 ? (cnt > INT64_MAX ? INT64_MAX : (int64_t)cnt) : 0;
+  }
+  struct lb_type t = {.dtype = dt, .shape = {.rank = 1, .dims = {n}}};
+  int64_t numel, es = lb_dtype_traits[dt].size;
+  if (!lb_shape_numel_checked(&t.shape, c->max_bytes / es, &numel))
+    return lb_diag_error(c->d, LB_ERR_LIMIT, &fn->diag, "output is over the limit of %lld bytes",
+                         (long long)c->max_bytes);
+  unsigned char *data = fe_alloc((size_t)(numel * es));
+  if (!data) return lb_diag_error(c->d, LB_ERR_LIMIT, &fn->diag, "out of memory");
+  for (int64_t i = 0; i < n; i++) {
+    if (is_f) store_scalar(dt, data + i * es, v[0] + (double)i * v[2]);
+    else if (dt == LB_DTYPE_I64) ((int64_t *)data)[i] = (int64_t)((uint64_t)iv[0] + (uint64_t)i * (uint64_t)iv[2]);
+    else store_scalar(dt, data + i * es, (double)(iv[0] + i * iv[2]));
+  }
+  fn->out[0] = fe_const_owned(c, fn->np->output[0], &t, data);
+  return LB_OK;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+static enum lb_status canon_plain_op(struct fe_node *fn) { return canon_plain(fn, fn->op); }
+
+typedef enum lb_status (*canon_fn)(struct fe_node *fn);
+
+/* The import rule of an ONNX op, NULL if none (the op is then listed as unsupported). */
+static canon_fn canon_rule(enum lb_op op) {
+  switch (op) {
+  case LB_OP_IDENTITY: case LB_OP_NEG: case LB_OP_ABS: case LB_OP_SQRT: case LB_OP_RECIPROCAL:
+  case LB_OP_EXP: case LB_OP_LOG: case LB_OP_ERF: case LB_OP_TANH: case LB_OP_SIGMOID:
+  case LB_OP_RELU: case LB_OP_SIN: case LB_OP_COS: case LB_OP_FLOOR: case LB_OP_CEIL:
+  case LB_OP_NOT: case LB_OP_HARD_SWISH:
+  case LB_OP_ADD: case LB_OP_SUB: case LB_OP_MUL: case LB_OP_DIV: case LB_OP_POW:
+  case LB_OP_MIN: case LB_OP_MAX: case LB_OP_EQUAL: case LB_OP_LESS: case LB_OP_LESS_EQUAL:
+  case LB_OP_GREATER: case LB_OP_GREATER_EQUAL: case LB_OP_AND: case LB_OP_OR: case LB_OP_WHERE:
+  case LB_OP_MATMUL: case LB_OP_GLOBAL_AVERAGE_POOL:
+  case LB_OP_DYNAMIC_QUANTIZE_LINEAR: case LB_OP_MATMUL_INTEGER: case LB_OP_QLINEAR_MATMUL:
+    return canon_plain_op;
+  case LB_OP_LEAKY_RELU: case LB_OP_HARD_SIGMOID: case LB_OP_GELU: case LB_OP_CAST:
+    return canon_unary_attrs;
+  case LB_OP_DROPOUT: return canon_dropout;
+  case LB_OP_CLIP: return canon_clip;
+  case LB_OP_REDUCE_MEAN: case LB_OP_REDUCE_SUM: case LB_OP_REDUCE_MAX: case LB_OP_REDUCE_MIN:
+    return canon_reduce;
+  case LB_OP_SOFTMAX: case LB_OP_LOG_SOFTMAX: return canon_softmax;
+  case LB_OP_LAYER_NORM: return canon_layer_norm;
+  case LB_OP_BATCH_NORM: return canon_batch_norm;
+  case LB_OP_GEMM: return canon_gemm;
+  case LB_OP_CONV: return canon_conv;
+  case LB_OP_MAX_POOL: case LB_OP_AVERAGE_POOL: return canon_pool;
+  case LB_OP_RESHAPE: return canon_reshape;
+  case LB_OP_FLATTEN: return canon_flatten;
+  case LB_OP_SQUEEZE: return canon_squeeze;
+  case LB_OP_UNSQUEEZE: return canon_unsqueeze;
+  case LB_OP_TRANSPOSE: return canon_transpose;
+  case LB_OP_CONCAT: return canon_concat;
+  case LB_OP_SPLIT: return canon_split;
+  case LB_OP_SLICE: return canon_slice;
+  case LB_OP_GATHER: return canon_gather;
+  case LB_OP_EXPAND: return canon_expand;
+  case LB_OP_TRILU: return canon_trilu;
+  case LB_OP_SHAPE: return canon_shape;
+  case LB_OP_CONSTANT: return canon_constant;
+  case LB_OP_CONSTANT_OF_SHAPE: return canon_constant_of_shape;
+  case LB_OP_RANGE: return canon_range;
+  case LB_OP_QUANTIZE_LINEAR: case LB_OP_DEQUANTIZE_LINEAR: return canon_quant;
+  default: return NULL;
+  }
+}
+
+bool fe_canon_handles(enum lb_op op) { return canon_rule(op) != NULL; }
+
+enum lb_status fe_canon_node(struct fe_node *fn) {
+  canon_fn rule = canon_rule(fn->op);
+  if (!rule)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "no ONNX import rule for this op");
+  return rule(fn);
+}

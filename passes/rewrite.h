@@ -1,0 +1,51 @@
+/* rewrite.h: small helpers the passes share (use counts, constant scalars,
+ * in-place node rewriting). Internal to passes/; not part of the IR API. */
+#ifndef LB_PASSES_REWRITE_H
+#define LB_PASSES_REWRITE_H
+
+#include "ir/ir.h"
+
+/* uses[v->id] = reads of v by live (not dead) nodes plus graph outputs.
+ * Renumbers value ids. Caller frees. */
+int32_t *lb_rw_count_uses(struct lb_graph *g);
+
+bool lb_rw_is_graph_output(const struct lb_graph *g, const struct lb_value *v);
+bool lb_rw_is_graph_input(const struct lb_graph *g, const struct lb_value *v);
+
+/* Element i of a dense buffer of dtype `dt`, converted to double. False for
+ * types it cannot read (bool, unknown). */
+bool lb_rw_load_double(enum lb_dtype dt, const void *data, int64_t i, double *out);
+
+/* True when v is a const whose data is present and whose elements are all
+ * equal ("splat"); *out receives the element. */
+bool lb_rw_const_splat(const struct lb_graph *g, const struct lb_value *v, double *out);
+
+/* |a - b| <= tol * max(1, |b|). */
+bool lb_rw_near(double a, double b, double tol);
+
+/* The node producing v when it is a live node of op `op`, else NULL. */
+struct lb_node *lb_rw_producer(const struct lb_value *v, enum lb_op op);
+
+/* Turns n into `op` with the given inputs (copied into the graph arena) and
+ * no attributes. n's outputs, name and position are kept. */
+void lb_rw_reset_node(struct lb_graph *g, struct lb_node *n, enum lb_op op,
+                      struct lb_value *const *inputs, int32_t n_inputs);
+
+/* Inserts an already-built node at position `pos` of g->nodes. */
+void lb_rw_insert_at(struct lb_graph *g, int32_t pos, struct lb_node *n);
+
+/* A blob name not used by any blob in g, based on `base` (arena). */
+const char *lb_rw_unique_blob_name(struct lb_graph *g, const char *base);
+
+/* Makes every use of `from` read `to` instead, where `from` is the output of a
+ * node about to be removed and has the same type as `to`. If `from` is a graph
+ * output, its name is kept visible to the caller: the producer of `to` is
+ * made to produce `from` instead (possible when `to` is a node output that is
+ * neither a graph input nor a graph output). Returns false, changing nothing,
+ * when that is impossible. */
+bool lb_rw_forward_value(struct lb_graph *g, struct lb_value *from, struct lb_value *to);
+
+/* True if every output of n is used by nothing (uses from lb_rw_count_uses). */
+bool lb_rw_unused(const struct lb_node *n, const int32_t *uses);
+
+#endif

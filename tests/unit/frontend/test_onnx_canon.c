@@ -1,0 +1,433 @@
+/* test_onnx_canon.c: the canonical IR forms (docs/ir-ops.md) of each ONNX
+ * variant across opsets, and folding of shape arithmetic at import. */
+#include "fe_test.h"
+
+#include <math.h>
+
+/* A model with input x (f32, dims) feeding one node op(x, extra inputs...) -> y. */
+static struct mb *one_node(int64_t opset, const char *dims, const char *op, const char *ins,
+                           const char *outs, Onnx__NodeProto **node) {
+  struct mb *m = mb_new(opset);
+  mb_input(m, "x", T_F32, dims);
+  *node = mb_node(m, op, "n", ins, outs);
+  mb_output(m, "y");
+  return m;
+}
+
+static void test_reduce_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  /* ReduceMean opset 13: axes attribute */
+  struct mb *m = one_node(13, "2,3,4", "ReduceMean", "x", "y", &n);
+  mb_attr_ints(m, n, "axes", NINTS(-1, 0));
+  struct lb_graph *g = load_ok(m, NULL);
+  struct lb_node *r = producer_of(g, "y");
+  assert_int_equal(r->op, LB_OP_REDUCE_MEAN);
+  assert_ints_attr(r, "axes", NINTS(0, 2));
+  assert_int_equal(lb_node_attr_int(r, "keepdims", -1), 1);
+  assert_int_equal(r->n_inputs, 1);
+  assert_shape(r->outputs[0], 3, INTS(1, 3, 1));
+  lb_graph_free(g);
+  /* ReduceMean opset 18: axes input, keepdims 0 */
+  m = one_node(18, "2,3,4", "ReduceMean", "x,axes", "y", &n);
+  mb_init_i64(m, "axes", "1", INTS(-2));
+  mb_attr_i(m, n, "keepdims", 0);
+  g = load_ok(m, NULL);
+  r = producer_of(g, "y");
+  assert_ints_attr(r, "axes", NINTS(1));
+  assert_int_equal(lb_node_attr_int(r, "keepdims", -1), 0);
+  assert_int_equal(r->n_inputs, 1);
+  assert_shape(r->outputs[0], 2, INTS(2, 4));
+  lb_graph_free(g);
+  /* ReduceSum opset 13: axes input; omitted = all axes */
+  m = one_node(13, "2,3", "ReduceSum", "x", "y", &n);
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "axes", NINTS(0, 1));
+  lb_graph_free(g);
+  m = one_node(13, "2,3", "ReduceSum", "x,axes", "y", &n);
+  mb_init_i64(m, "axes", "1", INTS(1));
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "axes", NINTS(1));
+  lb_graph_free(g);
+  /* noop_with_empty_axes=1 with no axes: identity */
+  m = one_node(18, "2,3", "ReduceMax", "x", "y", &n);
+  mb_attr_i(m, n, "noop_with_empty_axes", 1);
+  g = load_ok(m, NULL);
+  assert_int_equal(producer_of(g, "y")->op, LB_OP_IDENTITY);
+  lb_graph_free(g);
+  /* axes from a graph input: must be bound */
+  m = one_node(13, "2,3", "ReduceSum", "x,ax", "y", &n);
+  mb_input(m, "ax", T_I64, "1");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "bind its value with --bind ax=FILE");
+  m = one_node(13, "2,3", "ReduceMin", "x", "y", &n);
+  mb_attr_ints(m, n, "axes", NINTS(1, -1));
+  load_fails(m, NULL, LB_ERR_INVALID, "axis 1 is repeated");
+}
+
+static void test_split_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  /* opset 11: split attribute */
+  struct mb *m = one_node(11, "2,6", "Split", "x", "y,z", &n);
+  mb_attr_i(m, n, "axis", -1);
+  mb_attr_ints(m, n, "split", NINTS(2, 4));
+  mb_output(m, "z");
+  struct lb_graph *g = load_ok(m, NULL);
+  struct lb_node *s = producer_of(g, "y");
+  assert_int_equal(s->op, LB_OP_SPLIT);
+  assert_int_equal(s->n_outputs, 2);
+  assert_int_equal(lb_node_attr_int(s, "axis", -1), 1);
+  assert_ints_attr(s, "split", NINTS(2, 4));
+  assert_shape(lb_graph_find_value(g, "z"), 2, INTS(2, 4));
+  lb_graph_free(g);
+  /* opset 13: split input; no split = equal parts */
+  m = one_node(13, "2,6", "Split", "x,sp", "y,z", &n);
+  mb_attr_i(m, n, "axis", 1);
+  mb_init_i64(m, "sp", "2", INTS(5, 1));
+  mb_output(m, "z");
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "z"), "split", NINTS(5, 1));
+  lb_graph_free(g);
+  m = one_node(13, "6,2", "Split", "x", "y,z,w", &n);
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "split", NINTS(2, 2, 2));
+  lb_graph_free(g);
+  /* opset 18: num_outputs, the last chunk smaller */
+  m = one_node(18, "5", "Split", "x", "y,z", &n);
+  mb_attr_i(m, n, "num_outputs", 2);
+  mb_output(m, "z");
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "split", NINTS(3, 2));
+  lb_graph_free(g);
+  m = one_node(13, "5", "Split", "x", "y,z", &n);
+  load_fails(m, NULL, LB_ERR_INVALID, "does not split evenly");
+}
+
+static void test_squeeze_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  struct mb *m = one_node(11, "1,3,1,2", "Squeeze", "x", "y", &n);
+  mb_attr_ints(m, n, "axes", NINTS(-2));
+  struct lb_graph *g = load_ok(m, NULL);
+  assert_int_equal(producer_of(g, "y")->op, LB_OP_RESHAPE);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(1, 3, 2));
+  lb_graph_free(g);
+  m = one_node(13, "1,3,1,2", "Squeeze", "x", "y", &n);
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(3, 2));
+  lb_graph_free(g);
+  m = one_node(13, "1,3,1,2", "Squeeze", "x,axes", "y", &n);
+  mb_init_i64(m, "axes", "1", INTS(0));
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(3, 1, 2));
+  lb_graph_free(g);
+  m = one_node(13, "1,3", "Squeeze", "x,axes", "y", &n);
+  mb_init_i64(m, "axes", "1", INTS(1));
+  load_fails(m, NULL, LB_ERR_INVALID, "cannot squeeze axis 1 of size 3");
+  m = one_node(11, "3,2", "Unsqueeze", "x", "y", &n);
+  mb_attr_ints(m, n, "axes", NINTS(0, -1));
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(1, 3, 2, 1));
+  lb_graph_free(g);
+  m = one_node(13, "3,2", "Unsqueeze", "x,axes", "y", &n);
+  mb_init_i64(m, "axes", "2", INTS(1, 3));
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(3, 1, 2, 1));
+  lb_graph_free(g);
+  m = one_node(13, "2,3,4", "Flatten", "x", "y", &n);
+  mb_attr_i(m, n, "axis", -1);
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(6, 4));
+  lb_graph_free(g);
+  m = one_node(9, "2,3,4", "Flatten", "x", "y", &n);
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(2, 12));
+  lb_graph_free(g);
+}
+
+static void test_slice_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  /* opset 7 (Slice-1): attributes, ends past the end clamp */
+  struct mb *m = one_node(7, "4,10", "Slice", "x", "y", &n);
+  mb_attr_ints(m, n, "starts", NINTS(1));
+  mb_attr_ints(m, n, "ends", NINTS(1000));
+  mb_attr_ints(m, n, "axes", NINTS(1));
+  struct lb_graph *g = load_ok(m, NULL);
+  struct lb_node *s = producer_of(g, "y");
+  assert_int_equal(s->op, LB_OP_SLICE);
+  assert_int_equal(s->n_inputs, 1);
+  assert_ints_attr(s, "starts", NINTS(0, 1));
+  assert_ints_attr(s, "ends", NINTS(4, 10));
+  assert_ints_attr(s, "steps", NINTS(1, 1));
+  assert_shape(s->outputs[0], 2, INTS(4, 9));
+  lb_graph_free(g);
+  /* opset 10: inputs, negative starts, no axes = leading axes */
+  m = one_node(10, "4,10", "Slice", "x,st,en", "y", &n);
+  mb_init_i64(m, "st", "2", INTS(-3, 2));
+  mb_init_i64(m, "en", "2", INTS(INT64_MAX, -2));
+  g = load_ok(m, NULL);
+  s = producer_of(g, "y");
+  assert_ints_attr(s, "starts", NINTS(1, 2));
+  assert_ints_attr(s, "ends", NINTS(4, 8));
+  assert_shape(s->outputs[0], 2, INTS(3, 6));
+  lb_graph_free(g);
+  /* opset 13: negative steps (reverse), ends before the start */
+  m = one_node(13, "4,10", "Slice", "x,st,en,ax,sp", "y", &n);
+  mb_init_i64(m, "st", "2", INTS(-1, 8));
+  mb_init_i64(m, "en", "2", INTS(INT64_MIN, 1));
+  mb_init_i64(m, "ax", "2", INTS(1, -2));
+  mb_init_i64(m, "sp", "2", INTS(-1, -3));
+  g = load_ok(m, NULL);
+  s = producer_of(g, "y");
+  assert_ints_attr(s, "starts", NINTS(3, 9));
+  assert_ints_attr(s, "ends", NINTS(1, -1));
+  assert_ints_attr(s, "steps", NINTS(-3, -1));
+  assert_shape(s->outputs[0], 2, INTS(1, 10));
+  lb_graph_free(g);
+  m = one_node(13, "4", "Slice", "x,st,en,ax,sp", "y", &n);
+  mb_init_i64(m, "st", "1", INTS(0));
+  mb_init_i64(m, "en", "1", INTS(2));
+  mb_init_i64(m, "ax", "1", INTS(0));
+  mb_init_i64(m, "sp", "1", INTS(0));
+  load_fails(m, NULL, LB_ERR_INVALID, "a step is 0");
+  m = one_node(13, "4", "Slice", "x,st,en", "y", &n);
+  mb_input(m, "st", T_I64, "1");
+  mb_init_i64(m, "en", "1", INTS(2));
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "--bind st=FILE");
+}
+
+static void test_softmax_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  /* opset 11, axis 1 of rank 3: softmax over the flattened [2, 12] view */
+  struct mb *m = one_node(11, "2,3,4", "Softmax", "x", "y", &n);
+  struct lb_graph *g = load_ok(m, NULL);
+  struct lb_node *back = producer_of(g, "y");
+  assert_int_equal(back->op, LB_OP_RESHAPE);
+  assert_ints_attr(back, "shape", NINTS(2, 3, 4));
+  struct lb_node *sm = back->inputs[0]->producer;
+  assert_int_equal(sm->op, LB_OP_SOFTMAX);
+  assert_int_equal(lb_node_attr_int(sm, "axis", -1), 1);
+  assert_shape(sm->outputs[0], 2, INTS(2, 12));
+  assert_int_equal(sm->inputs[0]->producer->op, LB_OP_RESHAPE);
+  assert_ptr_equal(sm->inputs[0]->producer->inputs[0], g->inputs[0]);
+  lb_graph_free(g);
+  /* opset 11 with the last axis: one node */
+  m = one_node(11, "2,3,4", "LogSoftmax", "x", "y", &n);
+  mb_attr_i(m, n, "axis", -1);
+  g = load_ok(m, NULL);
+  assert_int_equal(producer_of(g, "y")->op, LB_OP_LOG_SOFTMAX);
+  assert_int_equal(lb_node_attr_int(producer_of(g, "y"), "axis", -1), 2);
+  assert_int_equal(g->n_nodes, 1);
+  lb_graph_free(g);
+  /* opset 13: axis means one axis */
+  m = one_node(13, "2,3,4", "Softmax", "x", "y", &n);
+  mb_attr_i(m, n, "axis", 1);
+  g = load_ok(m, NULL);
+  assert_int_equal(g->n_nodes, 1);
+  assert_int_equal(lb_node_attr_int(producer_of(g, "y"), "axis", -1), 1);
+  lb_graph_free(g);
+  m = one_node(13, "2,3,4", "Softmax", "x", "y", &n);
+  g = load_ok(m, NULL);
+  assert_int_equal(lb_node_attr_int(producer_of(g, "y"), "axis", -1), 2);
+  lb_graph_free(g);
+}
+
+static void test_conv_pool(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  struct mb *m = one_node(17, "1,2,7,7", "Conv", "x,w", "y", &n);
+  float w[4 * 2 * 3 * 3] = {0};
+  mb_init_f32(m, "w", "4,2,3,3", w);
+  mb_attr_s(m, n, "auto_pad", "SAME_UPPER");
+  mb_attr_ints(m, n, "strides", NINTS(2, 2));
+  struct lb_graph *g = load_ok(m, NULL);
+  struct lb_node *c = producer_of(g, "y");
+  assert_int_equal(c->op, LB_OP_CONV);
+  assert_ints_attr(c, "kernel_shape", NINTS(3, 3));
+  assert_ints_attr(c, "strides", NINTS(2, 2));
+  assert_ints_attr(c, "dilations", NINTS(1, 1));
+  assert_ints_attr(c, "pads", NINTS(1, 1, 1, 1));
+  assert_int_equal(lb_node_attr_int(c, "group", -1), 1);
+  assert_null(lb_node_attr(c, "auto_pad"));
+  assert_shape(c->outputs[0], 4, INTS(1, 4, 4, 4));
+  lb_graph_free(g);
+  /* SAME_UPPER with an odd total puts the extra pad at the end, SAME_LOWER at the start */
+  m = one_node(17, "1,1,6", "MaxPool", "x", "y", &n);
+  mb_attr_ints(m, n, "kernel_shape", NINTS(4));
+  mb_attr_s(m, n, "auto_pad", "SAME_UPPER");
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "pads", NINTS(1, 2));
+  assert_shape(g->outputs[0], 3, INTS(1, 1, 6));
+  lb_graph_free(g);
+  m = one_node(17, "1,1,6", "AveragePool", "x", "y", &n);
+  mb_attr_ints(m, n, "kernel_shape", NINTS(4));
+  mb_attr_s(m, n, "auto_pad", "SAME_LOWER");
+  g = load_ok(m, NULL);
+  struct lb_node *p = producer_of(g, "y");
+  assert_ints_attr(p, "pads", NINTS(2, 1));
+  assert_int_equal(lb_node_attr_int(p, "count_include_pad", -1), 0);
+  assert_int_equal(lb_node_attr_int(p, "ceil_mode", -1), 0);
+  lb_graph_free(g);
+  m = one_node(17, "1,1,6,6", "MaxPool", "x", "y,idx", &n);
+  mb_attr_ints(m, n, "kernel_shape", NINTS(2, 2));
+  mb_output(m, "idx");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "Indices");
+}
+
+static void test_reshape_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  struct mb *m = one_node(13, "2,3,4", "Reshape", "x,s", "y", &n);
+  mb_init_i64(m, "s", "3", INTS(0, -1, 2));
+  struct lb_graph *g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(2, 6, 2));
+  assert_int_equal(producer_of(g, "y")->n_inputs, 1);
+  lb_graph_free(g);
+  m = one_node(14, "2,0,4", "Reshape", "x,s", "y", &n);
+  mb_init_i64(m, "s", "2", INTS(0, 8));
+  mb_attr_i(m, n, "allowzero", 1);
+  g = load_ok(m, NULL);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(0, 8));
+  lb_graph_free(g);
+  m = one_node(13, "2,3", "Reshape", "x,s", "y", &n);
+  mb_init_i64(m, "s", "2", INTS(-1, -1));
+  load_fails(m, NULL, LB_ERR_INVALID, "more than one -1");
+  m = one_node(13, "2,3", "Reshape", "x,s", "y", &n);
+  mb_init_i64(m, "s", "1", INTS(7));
+  load_fails(m, NULL, LB_ERR_INVALID, "cannot reshape 6 elements into 7");
+}
+
+static void test_misc_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  /* Gemm defaults, Cast names, Gelu, Trilu k, Clip-6 attributes, Dropout mask */
+  struct mb *m = mb_new(20);
+  mb_input(m, "a", T_F32, "2,3");
+  mb_init_f32(m, "b", "3,4", (float[12]){0});
+  mb_node(m, "Gemm", "gemm", "a,b", "g");
+  n = mb_node(m, "Cast", "cast", "g", "c");
+  mb_attr_i(m, n, "to", T_F16);
+  mb_attr_s(m, mb_node(m, "Gelu", "gelu", "g", "ge"), "approximate", "tanh");
+  mb_init_i64(m, "k", "", INTS(-1));
+  mb_node(m, "Trilu", "tri", "g,k", "tr");
+  n = mb_node(m, "Dropout", "drop", "g", "d,mask");
+  mb_node(m, "Not", "not", "mask", "nm");
+  mb_node(m, "Transpose", "t", "g", "tt");
+  n = mb_node(m, "Gather", "gat", "g,idx", "ga");
+  mb_attr_i(m, n, "axis", -1);
+  mb_init_i64(m, "idx", "2", INTS(0, -1));
+  const char *outs[] = {"c", "ge", "tr", "d", "nm", "tt", "ga"};
+  for (int i = 0; i < 7; i++) mb_output(m, outs[i]);
+  struct lb_graph *g = load_ok(m, NULL);
+  struct lb_node *gm = producer_of(g, "g");
+  assert_int_equal(gm->op, LB_OP_GEMM);
+  assert_true(lb_node_attr_float(gm, "alpha", 0) == 1.0);
+  assert_true(lb_node_attr_float(gm, "beta", 0) == 1.0);
+  assert_int_equal(lb_node_attr_int(gm, "transA", -1), 0);
+  assert_int_equal(lb_node_attr_int(gm, "transB", -1), 0);
+  assert_int_equal(gm->n_inputs, 2);
+  assert_string_equal(lb_node_attr_string(producer_of(g, "c"), "to", ""), "f16");
+  assert_int_equal(lb_graph_find_value(g, "c")->type.dtype, LB_DTYPE_F16);
+  assert_string_equal(lb_node_attr_string(producer_of(g, "ge"), "approximate", ""), "tanh");
+  assert_int_equal(lb_node_attr_int(producer_of(g, "tr"), "k", 0), -1);
+  assert_int_equal(lb_node_attr_int(producer_of(g, "tr"), "upper", -1), 1);
+  assert_int_equal(producer_of(g, "tr")->n_inputs, 1);
+  assert_int_equal(producer_of(g, "d")->op, LB_OP_IDENTITY);
+  assert_int_equal(producer_of(g, "mask")->op, LB_OP_CONST);
+  assert_int_equal(lb_graph_find_value(g, "mask")->type.dtype, LB_DTYPE_BOOL);
+  assert_ints_attr(producer_of(g, "tt"), "perm", NINTS(1, 0));
+  assert_int_equal(lb_node_attr_int(producer_of(g, "ga"), "axis", -1), 1);
+  lb_graph_free(g);
+
+  m = mb_new(10);
+  mb_input(m, "x", T_F32, "3");
+  n = mb_node(m, "Clip", "clip", "x", "y");
+  mb_attr_f(m, n, "min", -1.0f);
+  mb_output(m, "y");
+  g = load_ok(m, NULL);
+  struct lb_node *cl = producer_of(g, "y");
+  assert_int_equal(cl->op, LB_OP_CLIP);
+  assert_int_equal(cl->n_inputs, 2);
+  assert_true(*(const float *)lb_value_const_data(g, cl->inputs[1]) == -1.0f);
+  lb_graph_free(g);
+
+  m = mb_new(17);
+  mb_input(m, "x", T_F32, "2,4");
+  mb_init_f32(m, "s", "4", (float[4]){1, 1, 1, 1});
+  mb_node(m, "LayerNormalization", "ln", "x,s", "y,mean");
+  mb_node(m, "Neg", "neg", "mean", "z");
+  mb_output(m, "y");
+  mb_output(m, "z");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "output 1 (Mean, \"mean\") is used");
+}
+
+/* Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as TorchScript exports it:
+ * everything folds, the IR keeps only the reshape. Also ConstantOfShape and Range. */
+static void test_shape_folding(void **state) {
+  (void)state;
+  struct mb *m = mb_new(17);
+  mb_input(m, "x", T_F32, "batch,6");
+  mb_node(m, "Shape", "shape", "x", "s");
+  mb_init_i64(m, "zero", "", INTS(0));
+  mb_node(m, "Gather", "g0", "s,zero", "b");
+  mb_init_i64(m, "ax0", "1", INTS(0));
+  mb_node(m, "Unsqueeze", "u", "b,ax0", "b1");
+  mb_init_i64(m, "rest", "2", INTS(3, -1));
+  Onnx__NodeProto *n = mb_node(m, "Concat", "cat", "b1,rest", "target");
+  mb_attr_i(m, n, "axis", 0);
+  mb_node(m, "Reshape", "rs", "x,target", "y");
+  n = mb_node(m, "Shape", "shape_tail", "x", "tail");
+  mb_attr_i(m, n, "start", -1);
+  mb_node(m, "ConstantOfShape", "cos", "tail", "ones_like");
+  mb_init_i64(m, "r0", "", INTS(2));
+  mb_init_i64(m, "r1", "", INTS(11));
+  mb_init_i64(m, "r2", "", INTS(3));
+  mb_node(m, "Range", "range", "r0,r1,r2", "rg");
+  mb_output(m, "y");
+  mb_output(m, "ones_like");
+  mb_output(m, "rg");
+  struct lb_dim_binding dims[] = {{"batch", 4}};
+  struct lb_onnx_options o = {.dims = dims, .n_dims = 1};
+  struct lb_graph *g = load_ok(m, &o);
+  for (int32_t i = 0; i < g->n_nodes; i++)
+    assert_true(g->nodes[i]->op == LB_OP_CONST || g->nodes[i]->op == LB_OP_RESHAPE);
+  assert_int_equal(count_op(g, LB_OP_RESHAPE), 1);
+  assert_ints_attr(producer_of(g, "y"), "shape", NINTS(4, 3, 2));
+  assert_int_equal(producer_of(g, "ones_like")->op, LB_OP_CONST);
+  assert_shape(lb_graph_find_value(g, "ones_like"), 1, INTS(6));
+  assert_memory_equal(lb_value_const_data(g, lb_graph_find_value(g, "ones_like")),
+                      ((float[6]){0}), 24);
+  assert_memory_equal(lb_value_const_data(g, lb_graph_find_value(g, "rg")), INTS(2, 5, 8), 24);
+  assert_int_equal(g->n_nodes, 3); /* the chain's constants are gone with it */
+  lb_graph_free(g);
+}
+
+static void test_all_const_folds(void **state) {
+  (void)state;
+  struct mb *m = mb_new(17);
+  mb_init_f32(m, "a", "2", (float[2]){1, 2});
+  mb_init_f32(m, "b", "2", (float[2]){3, 4});
+  mb_node(m, "Add", "add", "a,b", "c");
+  mb_input(m, "x", T_F32, "2");
+  mb_node(m, "Mul", "mul", "x,c", "y");
+  mb_output(m, "y");
+  struct lb_graph *g = load_ok(m, NULL);
+  assert_int_equal(g->n_nodes, 2);
+  assert_int_equal(producer_of(g, "c")->op, LB_OP_CONST);
+  assert_memory_equal(lb_value_const_data(g, lb_graph_find_value(g, "c")), ((float[2]){4, 6}), 8);
+  assert_int_equal(g->n_blobs, 1);
+  lb_graph_free(g);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_reduce_forms),  cmocka_unit_test(test_split_forms),
+      cmocka_unit_test(test_squeeze_forms), cmocka_unit_test(test_slice_forms),
+      cmocka_unit_test(test_softmax_forms), cmocka_unit_test(test_conv_pool),
+      cmocka_unit_test(test_reshape_forms), cmocka_unit_test(test_misc_forms),
+      cmocka_unit_test(test_shape_folding), cmocka_unit_test(test_all_const_folds),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
