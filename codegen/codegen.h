@@ -31,4 +31,22 @@ struct lb_codegen_options {
 enum lb_status lb_codegen_compile(struct lb_graph *g, const struct lb_codegen_options *o,
                                   struct lb_diag *d);
 
+/* ---- in-process JIT (codegen/jit.c): same code as lb_codegen_compile, run in
+ * this process through LLVM ORC. Used by tests and by calibration. The graph
+ * must be planned (mem_offset on intermediates) like for lb_codegen_compile;
+ * options: target/cpu/features/opt_level/model_name as above (emit/output ignored;
+ * the target is always the host). */
+struct lb_jit;
+typedef void (*lb_jit_task_fn)(void *ctx, int64_t begin, int64_t end);
+typedef void (*lb_jit_parallel_for_fn)(lb_jit_task_fn fn, void *ctx, int64_t n, int64_t grain);
+/* The lbrt_parallel_for the JIT'd code calls (default: serial, fn(ctx, 0, n)).
+ * Takes effect for later lb_jit_compile calls. */
+void lb_jit_set_parallel_for(lb_jit_parallel_for_fn f);
+enum lb_status lb_jit_compile(struct lb_graph *g, const struct lb_codegen_options *o, struct lb_jit **out,
+                              struct lb_diag *d);
+/* Calls <model>_run. activations: lb_jit_activations_size() bytes, 64-aligned. */
+int32_t lb_jit_run(struct lb_jit *j, const void *const *inputs, void *const *outputs, void *activations);
+int64_t lb_jit_activations_size(const struct lb_jit *j);
+void lb_jit_free(struct lb_jit *j);
+
 #endif

@@ -67,6 +67,7 @@ def run_model(name, mdir, args):
 def run_all(args):
     if os.sep in args.lowbit:
         args.lowbit = os.path.abspath(args.lowbit)
+    args.models = os.path.abspath(args.models)
     if not os.path.isdir(args.models):
         sys.exit(f"run.py: no models at {args.models} (run tests/e2e/make_models.py {args.models})")
     names = sorted(n for n in os.listdir(args.models)
