@@ -292,7 +292,7 @@ static int cmd_compile(int argc, char **argv) {
   if (st != LB_OK) goto fail;
   if (a.verbose) fprintf(stderr, "lowbit: code generation (%.1f ms)\n", now_ms() - t_pass);
   lb_graph_free(g);
-  if (d.text) fputs(d.text, stderr); /* notes */
+  if (a.verbose && d.text) fputs(d.text, stderr); /* notes, e.g. the memory plan */
   lb_diag_free(&d);
   return 0;
 
