@@ -1,5 +1,5 @@
 /* k_move.c: reshape (and flatten/squeeze/unsqueeze), transpose, concat, split, slice,
- * gather, expand, trilu.
+ * gather, expand, trilu, pad.
  *
  * Strided copies (transpose, slice, expand) reuse the elementwise loop nest with
  * an identity function and the input's strides rearranged, so dims collapse the
@@ -135,6 +135,51 @@ static enum lb_status emit_trilu(struct lb_cg *cg, struct lb_node *n, LLVMValueR
   return LB_OK;
 }
 
+/* pad: per-dim tables map each output index to a source offset (-1 = fill),
+ * computed at compile time with the evaluator's rule (lb_pad_source_index);
+ * the loop nest adds the offsets and selects the fill where any is -1. */
+static enum lb_status emit_pad(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
+  const struct lb_type *tx = &n->inputs[0]->type, *ty = &n->outputs[0]->type;
+  const struct lb_attr *pa = lb_node_attr(n, "pads");
+  int32_t rank = tx->shape.rank;
+  if (!pa || pa->n != 2 * rank) return lb_diag_error(cg->d, LB_ERR_INVALID, n, "pad needs 2*rank pads");
+  if (lb_shape_numel(&ty->shape) == 0) return LB_OK;
+  char mode = lb_node_attr_string(n, "mode", "constant")[0];
+  enum lb_dtype dt = tx->dtype;
+  int64_t xst[LB_MAX_RANK];
+  lb_cg_strides(&tx->shape, xst);
+  LLVMValueRef tables[LB_MAX_RANK];
+  for (int32_t k = 0; k < rank; k++) {
+    int64_t len = ty->shape.dims[k];
+    int64_t *map = malloc(sizeof *map * (size_t)len);
+    if (!map) abort();
+    for (int64_t o = 0; o < len; o++) {
+      int64_t s = lb_pad_source_index(o, tx->shape.dims[k], pa->ints[k], pa->ints[rank + k], mode);
+      map[o] = s < 0 ? -1 : s * xst[k];
+    }
+    tables[k] = lb_cg_global_i64s(cg, map, len);
+    free(map);
+  }
+  LLVMValueRef fill = lb_cg_dconst(cg, dt, lb_node_attr_float(n, "value", 0.0));
+  struct lb_cg_loop loops[LB_MAX_RANK];
+  LLVMValueRef src = lb_cg_i64(cg, 0), dst = lb_cg_i64(cg, 0), zero = lb_cg_i64(cg, 0);
+  for (int32_t k = 0; k < rank; k++) {
+    lb_cg_for_c(cg, &loops[k], 0, ty->shape.dims[k]);
+    LLVMValueRef t = lb_cg_load_ty(cg, cg->t_i64, tables[k], loops[k].i, 8);
+    LLVMValueRef bad = LLVMBuildOr(cg->b, LLVMBuildICmp(cg->b, LLVMIntSLT, src, zero, ""),
+                                   LLVMBuildICmp(cg->b, LLVMIntSLT, t, zero, ""), "");
+    src = LLVMBuildSelect(cg->b, bad, lb_cg_i64(cg, -1), LLVMBuildNSWAdd(cg->b, src, t, ""), "");
+    dst = LLVMBuildNSWAdd(cg->b, LLVMBuildNSWMul(cg->b, dst, lb_cg_i64(cg, ty->shape.dims[k]), ""),
+                          loops[k].i, "");
+  }
+  LLVMValueRef is_fill = LLVMBuildICmp(cg->b, LLVMIntSLT, src, zero, "");
+  LLVMValueRef safe = LLVMBuildSelect(cg->b, is_fill, zero, src, "");
+  LLVMValueRef v = LLVMBuildSelect(cg->b, is_fill, fill, lb_cg_load(cg, dt, in[0], safe), "");
+  lb_cg_store(cg, dt, out[0], dst, v);
+  for (int32_t k = rank - 1; k >= 0; k--) lb_cg_for_end(cg, &loops[k]);
+  return LB_OK;
+}
+
 enum lb_status lb_cg_emit_move(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
   struct lb_value *xv = n->inputs[0], *ov = n->outputs[0];
   const struct lb_shape *xs = &xv->type.shape, *os = &ov->type.shape;
@@ -191,6 +236,7 @@ enum lb_status lb_cg_emit_move(struct lb_cg *cg, struct lb_node *n, LLVMValueRef
   case LB_OP_SPLIT: return emit_concat_split(cg, n, in, out, true);
   case LB_OP_GATHER: return emit_gather(cg, n, in, out);
   case LB_OP_TRILU: return emit_trilu(cg, n, in, out);
+  case LB_OP_PAD: return emit_pad(cg, n, in, out);
   default: return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "no kernel for op '%s'", lb_op_info[n->op].ir_name);
   }
 }

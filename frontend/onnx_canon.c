@@ -935,6 +935,124 @@ static enum lb_status canon_trilu(struct fe_node *fn) {
   return done(fn, nd);
 }
 
+/* f16 / bf16 bits -> the value (exact in double). */
+static double minifloat_value(uint16_t h, bool bf16) {
+  if (bf16) {
+    uint32_t x = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+  }
+  int e = h >> 10 & 0x1f, m = h & 0x3ff;
+  double v = e == 0x1f ? (m ? NAN : INFINITY) : e == 0 ? ldexp(m, -24) : ldexp(m | 0x400, e - 25);
+  return h & 0x8000 ? -v : v;
+}
+
+/* One element of dtype t as a double; false if the double does not hold it exactly
+ * (integers beyond 2^53). */
+static bool load_scalar_exact(enum lb_dtype t, const void *p, double *out) {
+  switch (t) {
+  case LB_DTYPE_F32: *out = *(const float *)p; return true;
+  case LB_DTYPE_F64: *out = *(const double *)p; return true;
+  case LB_DTYPE_F16: *out = minifloat_value(*(const uint16_t *)p, false); return true;
+  case LB_DTYPE_BF16: *out = minifloat_value(*(const uint16_t *)p, true); return true;
+  case LB_DTYPE_I8: *out = *(const int8_t *)p; return true;
+  case LB_DTYPE_I16: *out = *(const int16_t *)p; return true;
+  case LB_DTYPE_I32: *out = *(const int32_t *)p; return true;
+  case LB_DTYPE_U8: case LB_DTYPE_BOOL: *out = *(const uint8_t *)p; return true;
+  case LB_DTYPE_U16: *out = *(const uint16_t *)p; return true;
+  case LB_DTYPE_U32: *out = *(const uint32_t *)p; return true;
+  case LB_DTYPE_I64: {
+    int64_t v = *(const int64_t *)p;
+    *out = (double)v;
+    return *out >= -0x1p63 && *out < 0x1p63 && (int64_t)*out == v;
+  }
+  case LB_DTYPE_U64: {
+    uint64_t v = *(const uint64_t *)p;
+    *out = (double)v;
+    return *out < 0x1p64 && (uint64_t)*out == v;
+  }
+  default: return false;
+  }
+}
+
+/* Pad-2 (attributes pads, value), Pad-11/13 (inputs pads, constant_value),
+ * Pad-18 (+ axes), Pad-19 (+ mode "wrap") -> pad {mode, pads (2 x rank), value}. */
+static enum lb_status canon_pad(struct fe_node *fn) {
+  struct fe_ctx *c = fn->c;
+  enum lb_status st = require_inputs(fn, 1);
+  if (st != LB_OK) return st;
+  struct lb_value *x = fn->in[0];
+  int32_t rank = x->type.shape.rank;
+  const char *mode;
+  if ((st = get_string(fn, "mode", "constant", &mode)) != LB_OK) return st;
+  bool constant = strcmp(mode, "constant") == 0, wrap = strcmp(mode, "wrap") == 0;
+  if (!constant && !wrap && strcmp(mode, "reflect") != 0 && strcmp(mode, "edge") != 0)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "mode \"%s\" is not \"constant\", \"reflect\", \"edge\" or \"wrap\"", mode);
+  if (wrap && c->opset < 19)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "mode \"wrap\" needs opset 19, the model imports %lld", (long long)c->opset);
+  int64_t *raw, n_raw, *axes = NULL, n_axes = rank;
+  double value = 0;
+  if (c->opset < 11) { /* Pad-2 */
+    bool present;
+    if (trimmed_inputs(fn) > 1)
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                           "before opset 11, Pad takes one input (pads and value are attributes)");
+    if ((st = get_ints(fn, "pads", &raw, &n_raw, &present)) != LB_OK) return st;
+    if (!present)
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "attribute pads is required");
+    if ((st = get_float(fn, "value", 0.0, &value)) != LB_OK) return st;
+  } else {
+    if ((st = require_inputs(fn, 2)) != LB_OK) return st;
+    if ((st = const_ints(fn, 1, "pads", &raw, &n_raw)) != LB_OK) return st;
+    if (fn->n_in > 2 && fn->in[2]) {
+      if ((st = fe_need_const(fn, 2, "constant_value")) != LB_OK) return st;
+      const struct lb_value *cv = fn->in[2];
+      if (cv->type.dtype != x->type.dtype || lb_shape_numel(&cv->type.shape) != 1)
+        return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                             "constant_value must be one element of the input's type %s, not %s",
+                             lb_dtype_traits[x->type.dtype].name,
+                             lb_dtype_traits[cv->type.dtype].name);
+      if (!load_scalar_exact(cv->type.dtype, lb_value_const_data(c->g, cv), &value))
+        return lb_diag_error(c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                             "constant_value is an integer beyond 2^53, which lowbit's pad "
+                             "cannot hold exactly");
+    }
+    if (fn->n_in > 3 && fn->in[3]) {
+      if (c->opset < 18)
+        return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                             "input 3 (axes) needs opset 18, the model imports %lld",
+                             (long long)c->opset);
+      if ((st = const_ints(fn, 3, "axes", &axes, &n_axes)) != LB_OK) return st;
+    }
+  }
+  if (n_raw != 2 * n_axes)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "pads has %lld entries but needs %lld (a begin and an end for each of "
+                         "%lld %s)", (long long)n_raw, (long long)(2 * n_axes), (long long)n_axes,
+                         axes ? "axes" : "dims of the input");
+  int64_t pads[2 * LB_MAX_RANK] = {0};
+  bool seen[LB_MAX_RANK] = {0}, all_zero = true;
+  for (int64_t i = 0; i < n_axes; i++) {
+    int64_t ax = i;
+    if (axes && (st = norm_axis(fn, axes[i], rank, "axis", &ax)) != LB_OK) return st;
+    if (seen[ax])
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag, "axis %lld is repeated", (long long)ax);
+    seen[ax] = true;
+    pads[ax] = raw[i];
+    pads[rank + ax] = raw[n_axes + i];
+    all_zero &= raw[i] == 0 && raw[n_axes + i] == 0;
+  }
+  if (all_zero) return done(fn, fe_add(fn, LB_OP_IDENTITY, &x, 1, onnx_outs(fn), 1));
+  struct lb_node *nd = fe_add(fn, LB_OP_PAD, &x, 1, onnx_outs(fn), 1);
+  lb_node_set_attr_string(c->g, nd, "mode", mode);
+  lb_node_set_attr_ints(c->g, nd, "pads", pads, 2 * rank);
+  lb_node_set_attr_float(c->g, nd, "value", constant ? value : 0.0);
+  return done(fn, nd);
+}
+
 static enum lb_status canon_quant(struct fe_node *fn) {
   enum lb_status st = require_inputs(fn, 2);
   if (st != LB_OK) return st;
@@ -1160,6 +1278,7 @@ static canon_fn canon_rule(enum lb_op op) {
   case LB_OP_GATHER: return canon_gather;
   case LB_OP_EXPAND: return canon_expand;
   case LB_OP_TRILU: return canon_trilu;
+  case LB_OP_PAD: return canon_pad;
   case LB_OP_SHAPE: return canon_shape;
   case LB_OP_CONSTANT: return canon_constant;
   case LB_OP_CONSTANT_OF_SHAPE: return canon_constant_of_shape;

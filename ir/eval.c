@@ -1001,6 +1001,63 @@ static enum lb_status eval_pool(const struct lb_graph *g, const struct lb_node *
 
 /* ---- data movement ------------------------------------------------------------------------- */
 
+/* Source index along one dim of pad's output index o, or -1 for the constant.
+ * Negative pads crop first: the kept part is x[lo, lo + len) with lo = max(-begin, 0);
+ * then the positive pads extend it (numpy.pad's modes on the kept part):
+ * edge repeats its ends, reflect mirrors without repeating the end element
+ * (period 2*(len-1)), wrap repeats it periodically. */
+int64_t lb_pad_source_index(int64_t o, int64_t dim, int64_t begin, int64_t end, char mode) {
+  int64_t lo = begin < 0 ? -begin : 0;
+  int64_t len = dim + (begin < 0 ? begin : 0) + (end < 0 ? end : 0);
+  int64_t c = o - (begin > 0 ? begin : 0); /* index into the kept part */
+  if (c >= 0 && c < len) return lo + c;
+  if (mode == 'c') return -1;
+  LB_ASSERT(len > 0); /* the shape rule refuses to pad an empty dim by copying */
+  if (mode == 'e') return lo + (c < 0 ? 0 : len - 1);
+  if (mode == 'w') return lo + ((c % len) + len) % len;
+  if (len == 1) return lo; /* reflect */
+  int64_t period = 2 * (len - 1), m = ((c % period) + period) % period;
+  return lo + (m < len ? m : period - m);
+}
+
+/* pad: one pass over the output; per-dim source maps make each element O(rank). */
+static enum lb_status eval_pad(const struct lb_node *n, const void *const *ins,
+                               void *const *outs) {
+  const struct lb_type *tx = IT(0), *ty = OT(0);
+  int sz = esize(tx->dtype);
+  int32_t rank = tx->shape.rank;
+  int64_t ne = numel(ty);
+  if (ne == 0) return LB_OK;
+  const int64_t *pads = lb_node_attr(n, "pads")->ints;
+  char mode = lb_node_attr_string(n, "mode", "constant")[0]; /* c r e w */
+  unsigned char fill[16];
+  st_f(ty->dtype, fill, 0, lb_node_attr_float(n, "value", 0.0));
+  int64_t xst[LB_MAX_RANK], *map[LB_MAX_RANK], total = 0;
+  dense_strides(&tx->shape, xst);
+  for (int32_t k = 0; k < rank; k++) total += ty->shape.dims[k];
+  int64_t *buf = xmalloc(sizeof *buf * (size_t)(total + 1));
+  int64_t at = 0;
+  for (int32_t k = 0; k < rank; k++) {
+    map[k] = buf + at;
+    at += ty->shape.dims[k];
+    for (int64_t o = 0; o < ty->shape.dims[k]; o++) {
+      int64_t s = lb_pad_source_index(o, tx->shape.dims[k], pads[k], pads[rank + k], mode);
+      map[k][o] = s < 0 ? -1 : s * xst[k];
+    }
+  }
+  int64_t idx[LB_MAX_RANK] = {0};
+  for (int64_t i = 0; i < ne; i++) {
+    int64_t off = 0;
+    for (int32_t k = 0; k < rank && off >= 0; k++)
+      off = map[k][idx[k]] < 0 ? -1 : off + map[k][idx[k]];
+    if (off >= 0) copy_elem(outs[0], i, ins[0], off, sz);
+    else copy_elem(outs[0], i, fill, 0, sz);
+    for (int32_t k = rank - 1; k >= 0 && ++idx[k] == ty->shape.dims[k]; k--) idx[k] = 0;
+  }
+  free(buf);
+  return LB_OK;
+}
+
 static enum lb_status eval_move(const struct lb_graph *g, const struct lb_node *n,
                                 const void *const *ins, void *const *outs, struct lb_diag *d) {
   (void)g;
@@ -1098,6 +1155,7 @@ static enum lb_status eval_move(const struct lb_graph *g, const struct lb_node *
     }
     return LB_OK;
   }
+  case LB_OP_PAD: return eval_pad(n, ins, outs);
   default:
     return ERR("%s must be lowered by the frontend", lb_op_info[n->op].ir_name);
   }

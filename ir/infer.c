@@ -343,8 +343,8 @@ static enum lb_status infer_reduce(struct lb_graph *g, struct lb_node *n, struct
   const struct lb_type *x = in_t(n, 0);
   if (n->n_inputs > 1) return ERR("the axes input must be folded into the 'axes' attribute");
   TRY(check_class(n, d, 0, TC_NUM));
-  const int64_t *axes;
-  int64_t na, keep = 1;
+  const int64_t *axes = NULL;
+  int64_t na = 0, keep = 1;
   TRY(need_ints(n, d, "axes", -1, &axes, &na));
   if (na == 0) return ERR("attribute 'axes' is empty (write every axis out, or use identity)");
   TRY(check_axes(n, d, axes, na, x->shape.rank));
@@ -745,6 +745,37 @@ static enum lb_status infer_move(struct lb_graph *g, struct lb_node *n, struct l
     TRY(need_bool_attr(n, d, "upper", 1, &up));
     break;
   }
+  case LB_OP_PAD: {
+    /* pads = [begins..., ends...]; a negative entry crops. The kept part of dim
+     * i is dims[i] + min(begin, 0) + min(end, 0) and must be >= 0; the other
+     * modes copy from the kept part, so they cannot pad a dim it leaves empty. */
+    const struct lb_attr *ma = lb_node_attr(n, "mode"), *va = lb_node_attr(n, "value");
+    if (ma && ma->kind != LB_ATTR_STRING) return ERR("attribute 'mode' must be a string");
+    if (va && va->kind != LB_ATTR_FLOAT) return ERR("attribute 'value' must be a float");
+    const char *mode = ma ? ma->s : "constant";
+    bool constant = strcmp(mode, "constant") == 0;
+    if (!constant && strcmp(mode, "reflect") != 0 && strcmp(mode, "edge") != 0 &&
+        strcmp(mode, "wrap") != 0)
+      return ERR("mode \"%s\" is not \"constant\", \"reflect\", \"edge\" or \"wrap\"", mode);
+    TRY(need_ints(n, d, "pads", 2 * (int64_t)rank, &v, &cnt));
+    for (int32_t i = 0; i < rank; i++) {
+      int64_t dim = x->shape.dims[i], b = v[i], e = v[rank + i];
+      if (b < -LB_MAX_NUMEL || b > LB_MAX_NUMEL || e < -LB_MAX_NUMEL || e > LB_MAX_NUMEL)
+        return lb_diag_error(d, LB_ERR_LIMIT, n, "pads of dim %d (begin %lld, end %lld) are "
+                             "over 2^40", i, (long long)b, (long long)e);
+      int64_t kept = dim + (b < 0 ? b : 0) + (e < 0 ? e : 0);
+      if (kept < 0)
+        return ERR("pads of dim %d (begin %lld, end %lld) crop more than its size %lld "
+                   "(input 0 is %s)", i, (long long)b, (long long)e, (long long)dim,
+                   type_str(x).s);
+      if (!constant && kept == 0 && (b > 0 || e > 0))
+        return ERR("mode \"%s\" cannot pad dim %d (begin %lld, end %lld): it has no elements "
+                   "to copy (input 0 is %s)", mode, i, (long long)b, (long long)e,
+                   type_str(x).s);
+      s.dims[i] = dim + b + e;
+    }
+    break;
+  }
   default: LB_ASSERT(!"not a move op");
   }
   set_out(n, 0, x->dtype, &s);
@@ -765,7 +796,7 @@ static enum lb_status check_qparam(struct lb_node *n, struct lb_diag *d, int32_t
   const struct lb_type *p = in_t(n, i);
   if (!p) return LB_OK;
   if (p->shape.rank == 0 || (p->shape.rank == 1 && p->shape.dims[0] == 1)) return LB_OK;
-  int32_t axis;
+  int32_t axis = 0;
   TRY(need_axis(n, d, "axis", x->shape.rank, false, 1, &axis));
   if (p->shape.rank != 1 || p->shape.dims[0] != x->shape.dims[axis])
     return ERR("input %d (%s) has type %s but must be a scalar or [%lld] (dim %d of input 0, %s)",

@@ -302,4 +302,9 @@ enum lb_status lb_eval_node(const struct lb_graph *g, const struct lb_node *n,
 enum lb_status lb_broadcast_shapes(const struct lb_shape *a, const struct lb_shape *b,
                                    struct lb_shape *out);
 
+/* pad: the source index along one dim for output index o, or -1 for the fill
+ * value. mode is the first letter of the pad mode: 'c'onstant, 'e'dge,
+ * 'r'eflect, 'w'rap. Shared by the evaluator and the kernel. */
+int64_t lb_pad_source_index(int64_t o, int64_t dim, int64_t begin, int64_t end, char mode);
+
 #endif

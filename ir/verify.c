@@ -71,6 +71,8 @@ static const struct attr_spec *const attr_specs[LB_OP_COUNT] = {
     [LB_OP_GATHER] = (const struct attr_spec[]){{"axis", I, 0}, {0}},
     [LB_OP_EXPAND] = (const struct attr_spec[]){{"shape", IS, REQ}, {0}},
     [LB_OP_TRILU] = (const struct attr_spec[]){{"k", I, 0}, {"upper", I, 0}, {0}},
+    [LB_OP_PAD] = (const struct attr_spec[]){{"mode", S, 0}, {"pads", IS, REQ}, {"value", F, 0},
+                                             {0}},
     [LB_OP_QUANTIZE_LINEAR] = (const struct attr_spec[]){{"axis", I, 0}, {0}},
     [LB_OP_DEQUANTIZE_LINEAR] = (const struct attr_spec[]){{"axis", I, 0}, {0}},
 };
@@ -350,6 +352,10 @@ static void check_attrs(struct verifier *v, const struct lb_node *n) {
   if (n->op == LB_OP_GELU && (str = lb_node_attr_string(n, "approximate", NULL)) &&
       strcmp(str, "none") != 0 && strcmp(str, "tanh") != 0)
     fail(v, n, "'approximate' must be \"none\" or \"tanh\", not \"%s\"", str);
+  if (n->op == LB_OP_PAD && (str = lb_node_attr_string(n, "mode", NULL)) &&
+      strcmp(str, "constant") != 0 && strcmp(str, "reflect") != 0 && strcmp(str, "edge") != 0 &&
+      strcmp(str, "wrap") != 0)
+    fail(v, n, "'mode' must be \"constant\", \"reflect\", \"edge\" or \"wrap\", not \"%s\"", str);
   if (n->op == LB_OP_FUSED_MATMUL && (str = lb_node_attr_string(n, "act", NULL))) {
     static const char *const acts[] = {"none", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh"};
     bool ok = false;

@@ -140,6 +140,29 @@ static void test_expand_trilu(void **state) {
     }
 }
 
+/* pad: every mode, positive and negative (cropping) pads, pads wider than the dim. */
+static void test_pad(void **state) {
+  (void)state;
+  static const char *const modes[] = {"constant", "edge", "reflect", "wrap"};
+  static const int64_t pads[][6] = {
+      {0, 1, 2, 1, 0, 3}, {1, 2, 0, 0, 3, 1}, {0, -1, 2, 0, 1, -2}, {2, 5, 7, 1, 6, 4}};
+  for (int m = 0; m < 4; m++)
+    for (int p = 0; p < 4; p++)
+      for (int dt = 0; dt < 2; dt++) {
+        struct lb_graph *g = lb_graph_new("pad");
+        struct lb_type t = TY(F32, 2, 3, 4);
+        if (dt) t.dtype = LB_DTYPE_I64;
+        struct lb_value *x = input(g, "x", t);
+        struct lb_node *n = mk(g, LB_OP_PAD, 1, &x, 1);
+        lb_node_set_attr_string(g, n, "mode", modes[m]);
+        lb_node_set_attr_ints(g, n, "pads", pads[p], 6);
+        lb_node_set_attr_float(g, n, "value", 1.5);
+        finish(g, n);
+        check_graph(g, n, &EXACT);
+        lb_graph_free(g);
+      }
+}
+
 static void test_unsupported_op(void **state) {
   (void)state;
   struct lb_graph *g = lb_graph_new("u");
@@ -156,6 +179,7 @@ int main(void) {
       cmocka_unit_test(test_reshape_transpose), cmocka_unit_test(test_concat_split),
       cmocka_unit_test(test_slice),             cmocka_unit_test(test_gather),
       cmocka_unit_test(test_expand_trilu),      cmocka_unit_test(test_unsupported_op),
+      cmocka_unit_test(test_pad),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -197,6 +197,141 @@ static void test_slice_forms(void **state) {
   load_fails(m, NULL, LB_ERR_UNSUPPORTED, "--bind st=FILE");
 }
 
+static void assert_pad(const struct lb_graph *g, const char *mode, int64_t n_pads,
+                       const int64_t *pads, double value) {
+  struct lb_node *p = producer_of(g, "y");
+  assert_int_equal(p->op, LB_OP_PAD);
+  assert_int_equal(p->n_inputs, 1);
+  assert_string_equal(lb_node_attr_string(p, "mode", ""), mode);
+  assert_ints_attr(p, "pads", n_pads, pads);
+  const struct lb_attr *v = lb_node_attr(p, "value");
+  assert_non_null(v);
+  assert_int_equal(v->kind, LB_ATTR_FLOAT);
+  assert_true(v->f == value);
+}
+
+static void test_pad_forms(void **state) {
+  (void)state;
+  Onnx__NodeProto *n;
+  /* opset 7 (Pad-2): pads and value attributes, default mode constant */
+  struct mb *m = one_node(7, "2,3", "Pad", "x", "y", &n);
+  mb_attr_ints(m, n, "pads", NINTS(1, 0, 0, -1));
+  mb_attr_f(m, n, "value", 2.5f);
+  struct lb_graph *g = load_ok(m, NULL);
+  assert_pad(g, "constant", NINTS(1, 0, 0, -1), 2.5);
+  assert_shape(lb_graph_find_value(g, "y"), 2, INTS(3, 2));
+  lb_graph_free(g);
+  m = one_node(10, "2,3", "Pad", "x", "y", &n);
+  mb_attr_s(m, n, "mode", "edge");
+  load_fails(m, NULL, LB_ERR_INVALID, "attribute pads is required");
+  /* opset 11: pads and constant_value inputs (pad.py test_constant_pad) */
+  m = one_node(11, "1,3,4,5", "Pad", "x,pads,value", "y", &n);
+  mb_attr_s(m, n, "mode", "constant");
+  mb_init_i64(m, "pads", "8", INTS(0, 0, 1, 3, 0, 0, 2, 4));
+  mb_init_f32(m, "value", "", (const float[]){1.2f});
+  g = load_ok(m, NULL);
+  assert_pad(g, "constant", NINTS(0, 0, 1, 3, 0, 0, 2, 4), (double)1.2f);
+  assert_shape(lb_graph_find_value(g, "y"), 4, INTS(1, 3, 7, 12));
+  lb_graph_free(g);
+  /* opset 13 reflect (test_reflect_pad), no constant_value; value written as 0 */
+  m = one_node(13, "1,3,4,5", "Pad", "x,pads", "y", &n);
+  mb_attr_s(m, n, "mode", "reflect");
+  mb_init_i64(m, "pads", "8", INTS(0, 0, 1, 1, 0, 0, 1, 1));
+  g = load_ok(m, NULL);
+  assert_pad(g, "reflect", NINTS(0, 0, 1, 1, 0, 0, 1, 1), 0.0);
+  lb_graph_free(g);
+  /* opset 18: axes input (test_constant_pad_axes, test_constant_pad_negative_axes) */
+  m = one_node(18, "1,3,4,5", "Pad", "x,pads,value,axes", "y", &n);
+  mb_init_i64(m, "pads", "4", INTS(0, 3, 0, 4));
+  mb_init_f32(m, "value", "", (const float[]){1.2f});
+  mb_init_i64(m, "axes", "2", INTS(1, 3));
+  g = load_ok(m, NULL);
+  assert_pad(g, "constant", NINTS(0, 0, 0, 3, 0, 0, 0, 4), (double)1.2f);
+  assert_shape(lb_graph_find_value(g, "y"), 4, INTS(1, 3, 4, 12));
+  lb_graph_free(g);
+  m = one_node(18, "1,3,4,5", "Pad", "x,pads,,axes", "y", &n);
+  mb_attr_s(m, n, "mode", "edge");
+  mb_init_i64(m, "pads", "4", INTS(-1, 3, 2, 4));
+  mb_init_i64(m, "axes", "2", INTS(-1, -3));
+  g = load_ok(m, NULL);
+  assert_pad(g, "edge", NINTS(0, 3, 0, -1, 0, 4, 0, 2), 0.0);
+  assert_shape(lb_graph_find_value(g, "y"), 4, INTS(1, 10, 4, 6));
+  lb_graph_free(g);
+  m = one_node(18, "2,3", "Pad", "x,pads,,axes", "y", &n);
+  mb_init_i64(m, "pads", "4", INTS(1, 1, 1, 1));
+  mb_init_i64(m, "axes", "2", INTS(1, -1));
+  load_fails(m, NULL, LB_ERR_INVALID, "axis 1 is repeated");
+  m = one_node(18, "2,3", "Pad", "x,pads,,axes", "y", &n);
+  mb_init_i64(m, "pads", "4", INTS(1, 1, 1, 1));
+  mb_init_i64(m, "axes", "1", INTS(0));
+  load_fails(m, NULL, LB_ERR_INVALID, "pads has 4 entries but needs 2");
+  m = one_node(13, "2,3", "Pad", "x,pads,,axes", "y", &n);
+  mb_init_i64(m, "pads", "2", INTS(1, 1));
+  mb_init_i64(m, "axes", "1", INTS(0));
+  load_fails(m, NULL, LB_ERR_INVALID, "input 3 (axes) needs opset 18");
+  /* opset 19: wrap (test_wrap_pad); not before */
+  m = one_node(19, "1,3,4,5", "Pad", "x,pads", "y", &n);
+  mb_attr_s(m, n, "mode", "wrap");
+  mb_init_i64(m, "pads", "8", INTS(0, 0, 1, 1, 0, 0, 1, 1));
+  g = load_ok(m, NULL);
+  assert_pad(g, "wrap", NINTS(0, 0, 1, 1, 0, 0, 1, 1), 0.0);
+  lb_graph_free(g);
+  m = one_node(18, "4", "Pad", "x,pads", "y", &n);
+  mb_attr_s(m, n, "mode", "wrap");
+  mb_init_i64(m, "pads", "2", INTS(1, 1));
+  load_fails(m, NULL, LB_ERR_INVALID, "mode \"wrap\" needs opset 19");
+  m = one_node(13, "4", "Pad", "x,pads", "y", &n);
+  mb_attr_s(m, n, "mode", "symmetric");
+  mb_init_i64(m, "pads", "2", INTS(1, 1));
+  load_fails(m, NULL, LB_ERR_INVALID, "mode \"symmetric\" is not");
+  /* all-zero pads: identity */
+  m = one_node(13, "2,3", "Pad", "x,pads", "y", &n);
+  mb_init_i64(m, "pads", "4", INTS(0, 0, 0, 0));
+  g = load_ok(m, NULL);
+  assert_int_equal(producer_of(g, "y")->op, LB_OP_IDENTITY);
+  assert_int_equal(count_op(g, LB_OP_PAD), 0);
+  lb_graph_free(g);
+  /* pads, constant_value and axes from graph inputs: --bind */
+  m = one_node(13, "2,3", "Pad", "x,p", "y", &n);
+  mb_input(m, "p", T_I64, "4");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "bind its value with --bind p=FILE");
+  m = one_node(13, "2,3", "Pad", "x,pads,cv", "y", &n);
+  mb_init_i64(m, "pads", "4", INTS(0, 1, 0, 1));
+  mb_input(m, "cv", T_F32, "");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "--bind cv=FILE");
+  m = one_node(18, "2,3", "Pad", "x,pads,,ax", "y", &n);
+  mb_init_i64(m, "pads", "2", INTS(0, 1));
+  mb_input(m, "ax", T_I64, "1");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "--bind ax=FILE");
+  /* constant_value of another type; crop beyond the dim */
+  m = one_node(13, "2,3", "Pad", "x,pads,cv", "y", &n);
+  mb_init_i64(m, "pads", "4", INTS(0, 1, 0, 1));
+  mb_init_i64(m, "cv", "", INTS(1));
+  load_fails(m, NULL, LB_ERR_INVALID, "constant_value must be one element of the input's type f32, not i64");
+  m = one_node(13, "2,3", "Pad", "x,pads", "y", &n);
+  mb_init_i64(m, "pads", "4", INTS(0, -2, 0, -2));
+  load_fails(m, NULL, LB_ERR_INVALID, "crop more than its size 3");
+  /* an int64 constant_value; all-constant input folds */
+  m = mb_new(13);
+  mb_init_i64(m, "c", "2", INTS(5, 6));
+  mb_init_i64(m, "pads", "2", INTS(1, 0));
+  mb_init_i64(m, "cv", "", INTS(-7));
+  mb_node(m, "Pad", "n", "c,pads,cv", "y");
+  mb_output(m, "y");
+  g = load_ok(m, NULL);
+  const int64_t *yv = lb_value_const_data(g, lb_graph_find_value(g, "y"));
+  assert_non_null(yv);
+  assert_true(yv[0] == -7 && yv[1] == 5 && yv[2] == 6);
+  lb_graph_free(g);
+  m = mb_new(13);
+  mb_input(m, "x", T_I64, "2");
+  mb_init_i64(m, "pads", "2", INTS(1, 0));
+  mb_init_i64(m, "cv", "", INTS(((int64_t)1 << 53) + 1));
+  mb_node(m, "Pad", "n", "x,pads,cv", "y");
+  mb_output(m, "y");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "beyond 2^53");
+}
+
 static void test_softmax_forms(void **state) {
   (void)state;
   Onnx__NodeProto *n;
@@ -428,6 +563,7 @@ int main(void) {
       cmocka_unit_test(test_softmax_forms), cmocka_unit_test(test_conv_pool),
       cmocka_unit_test(test_reshape_forms), cmocka_unit_test(test_misc_forms),
       cmocka_unit_test(test_shape_folding), cmocka_unit_test(test_all_const_folds),
+      cmocka_unit_test(test_pad_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

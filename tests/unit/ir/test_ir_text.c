@@ -639,6 +639,32 @@ static void test_verify_errors(void **state) {
   lb_graph_free(g);
 }
 
+/* pad: canonical attributes round-trip and verify; the verifier checks them. */
+static void test_pad_text(void **state) {
+  (void)state;
+  roundtrip("graph @pad(%x: f32[2,3]) -> (f32[3,4], i8[2,3], f32[2,6]) opset 19 {\n"
+            "  %y = pad(%x) {mode=\"constant\", pads=[1, 2, 0, -1], value=1.5} : f32[3,4]\n"
+            "  %c = const i8[2,3] dense<[1, 2, 3, 4, 5, 6]>\n"
+            "  %z = pad(%c) {mode=\"reflect\", pads=[0, -1, 0, 1], value=0.0} : i8[2,3]\n"
+            "  %w = pad(%x) {mode=\"wrap\", pads=[0, 2, 0, 1], value=0.0} : f32[2,6]\n"
+            "  return %y, %z, %w\n"
+            "}\n");
+  struct lb_graph *g = parse_ok("graph @g(%x: f32[2,3]) -> (f32[2,3]) {\n"
+                                "  %a = pad(%x) {mode=\"symmetric\", pads=[0, 0, 0, 0], value=0} : f32[2,3]\n"
+                                "  %b = pad(%a) {mode=\"edge\"} : f32[2,3]\n"
+                                "  %c = pad(%b) {pads=[0, 0, 0, -4]} : f32[2,3]\n"
+                                "  return %c\n}\n");
+  enum lb_status st;
+  char *t = verify_text(g, &st);
+  assert_int_equal(st, LB_ERR_INVALID);
+  assert_non_null(strstr(t, "%a = pad: 'mode' must be \"constant\", \"reflect\", \"edge\" or \"wrap\", not \"symmetric\""));
+  assert_non_null(strstr(t, "%a = pad: attribute 'value' must be a float, not an int"));
+  assert_non_null(strstr(t, "%b = pad: missing required attribute 'pads'"));
+  assert_non_null(strstr(t, "%c = pad: the shape rule rejects this node: pads of dim 1 (begin 0, end -4) crop more than its size 3"));
+  free(t);
+  lb_graph_free(g);
+}
+
 /* ---- every lit test parses and round-trips ---------------------------------------------- */
 static int lit_files;
 
@@ -716,6 +742,7 @@ int main(void) {
       cmocka_unit_test(test_parse_errors),
       cmocka_unit_test(test_parse_garbage),
       cmocka_unit_test(test_verify_errors),
+      cmocka_unit_test(test_pad_text),
       cmocka_unit_test(test_lit_files_roundtrip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

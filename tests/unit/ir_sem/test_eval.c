@@ -602,6 +602,178 @@ static void test_move(void **s) {
   free(yi);
 }
 
+/* ---- pad ---- */
+/* A pad node on x with canonical attributes. */
+static struct lb_node *mk_pad(struct lb_value *x, const char *mode, const int64_t *pads,
+                              int64_t n_pads, double value) {
+  struct lb_node *n = MK(G, PAD, 1, x);
+  lb_node_set_attr_string(G, n, "mode", mode);
+  lb_node_set_attr_ints(G, n, "pads", pads, n_pads);
+  lb_node_set_attr_float(G, n, "value", value);
+  return n;
+}
+
+/* Oracle for pads >= 0 written the way numpy.pad works: one axis after the
+ * other on the already padded array (onnx's pad.py expected values are
+ * np.pad's). Pads must be < the dim for reflect. Returns a malloc'd array. */
+static double *np_pad(const double *x, const int64_t *dims, int32_t rank, const int64_t *pads,
+                      char mode, double value, int64_t *out_n) {
+  int64_t cur[LB_MAX_RANK], n = 1;
+  for (int32_t k = 0; k < rank; k++) n *= (cur[k] = dims[k]);
+  double *a = malloc(sizeof *a * (size_t)(n ? n : 1));
+  memcpy(a, x, sizeof *a * (size_t)n);
+  for (int32_t ax = 0; ax < rank; ax++) {
+    int64_t b = pads[ax], e = pads[rank + ax], len = cur[ax], nl = len + b + e;
+    int64_t outer = 1, inner = 1;
+    for (int32_t k = 0; k < ax; k++) outer *= cur[k];
+    for (int32_t k = ax + 1; k < rank; k++) inner *= cur[k];
+    double *r = malloc(sizeof *r * (size_t)(outer * nl * inner + 1));
+    for (int64_t o = 0; o < outer; o++)
+      for (int64_t j = 0; j < nl; j++)
+        for (int64_t i = 0; i < inner; i++) {
+          int64_t src, jj = j - b; /* jj < 0: the j-th element before the start */
+          if (jj >= 0 && jj < len) src = jj;
+          else if (mode == 'e') src = jj < 0 ? 0 : len - 1;
+          else if (mode == 'r') src = jj < 0 ? -jj : 2 * (len - 1) - jj;
+          else if (mode == 'w') src = jj < 0 ? len + jj : jj - len;
+          else src = -1;
+          r[(o * nl + j) * inner + i] = src < 0 ? value : a[(o * len + src) * inner + i];
+        }
+    free(a);
+    a = r;
+    cur[ax] = nl;
+  }
+  *out_n = 1;
+  for (int32_t k = 0; k < rank; k++) *out_n *= cur[k];
+  return a;
+}
+
+/* onnx pad.py: x [1,3,4,5] (iota here, random there) padded by np.pad. */
+static void check_pad_case(enum lb_dtype dt, const char *mode, const int64_t *pads,
+                           int64_t n_pads, double value) {
+  assert_int_equal(n_pads, 8);
+  int64_t dims[4] = {1, 3, 4, 5};
+  double xd[60];
+  float xf[60];
+  int32_t xi[60];
+  for (int i = 0; i < 60; i++) xd[i] = xf[i] = (float)(xi[i] = i * 7 % 61 - 30);
+  struct lb_type t = ty(dt, dims, 4);
+  static int count;
+  char name[32];
+  snprintf(name, sizeof name, "x%d", count++);
+  struct lb_value *x = cst(G, name, t, dt == LB_DTYPE_F32 ? (void *)xf : (void *)xi);
+  struct lb_node *n = mk_pad(x, mode, pads, 8, value);
+  void *y = eval1(G, n);
+  int64_t ne;
+  double *want = np_pad(xd, dims, 4, pads, mode[0], (float)value, &ne);
+  int64_t od[4];
+  for (int k = 0; k < 4; k++) od[k] = dims[k] + pads[k] + pads[4 + k];
+  expect_type(n->outputs[0], ty(dt, od, 4));
+  for (int64_t i = 0; i < ne; i++) {
+    double got = dt == LB_DTYPE_F32 ? ((float *)y)[i] : ((int32_t *)y)[i];
+    if (got != want[i]) {
+      print_message("%s: element %lld: got %g, want %g\n", mode, (long long)i, got, want[i]);
+      fail();
+    }
+  }
+  free(want);
+  free(y);
+}
+
+static void test_pad(void **s) {
+  (void)s;
+  /* the examples of the ONNX Pad spec (x [3,2]) */
+  struct lb_value *x = CF("x", TY(F32, 3, 2), 1.0f, 1.2f, 2.3f, 3.4f, 4.5f, 5.7f);
+  struct lb_node *n = mk_pad(x, "constant", INTS(0, 2, 0, 0), 0.0);
+  float *y = eval1(G, n);
+  expect_type(n->outputs[0], TY(F32, 3, 4));
+  CHECK_F32(y, 0, 0, 1.0f, 1.2f, 0, 0, 2.3f, 3.4f, 0, 0, 4.5f, 5.7f);
+  free(y);
+  y = eval1(G, mk_pad(x, "reflect", INTS(0, 2, 0, 0), 0.0));
+  CHECK_F32(y, 1.0f, 1.2f, 1.0f, 1.2f, 2.3f, 3.4f, 2.3f, 3.4f, 4.5f, 5.7f, 4.5f, 5.7f);
+  free(y);
+  y = eval1(G, mk_pad(x, "edge", INTS(0, 2, 0, 0), 0.0));
+  CHECK_F32(y, 1.0f, 1.0f, 1.0f, 1.2f, 2.3f, 2.3f, 2.3f, 3.4f, 4.5f, 4.5f, 4.5f, 5.7f);
+  free(y);
+  n = mk_pad(x, "wrap", INTS(2, 1, 1, 1), 0.0);
+  y = eval1(G, n);
+  expect_type(n->outputs[0], TY(F32, 6, 4));
+  CHECK_F32(y, 3.4f, 2.3f, 3.4f, 2.3f, 5.7f, 4.5f, 5.7f, 4.5f, 1.2f, 1.0f, 1.2f, 1.0f,
+            3.4f, 2.3f, 3.4f, 2.3f, 5.7f, 4.5f, 5.7f, 4.5f, 1.2f, 1.0f, 1.2f, 1.0f);
+  free(y);
+
+  /* pad.py: test_constant_pad (f32, value 1.2), test_edge_pad / test_reflect_pad /
+   * test_wrap_pad (i32), test_constant_pad_axes (axes [1,3] written out) */
+  check_pad_case(LB_DTYPE_F32, "constant", INTS(0, 0, 1, 3, 0, 0, 2, 4), 1.2);
+  check_pad_case(LB_DTYPE_I32, "edge", INTS(0, 0, 1, 1, 0, 0, 1, 1), 0);
+  check_pad_case(LB_DTYPE_I32, "reflect", INTS(0, 0, 1, 1, 0, 0, 1, 1), 0);
+  check_pad_case(LB_DTYPE_I32, "wrap", INTS(0, 0, 1, 1, 0, 0, 1, 1), 0);
+  check_pad_case(LB_DTYPE_F32, "constant", INTS(0, 0, 0, 3, 0, 0, 0, 4), 1.2);
+  check_pad_case(LB_DTYPE_F32, "reflect", INTS(0, 2, 3, 0, 0, 0, 1, 4), 0);
+
+  /* pads larger than the dim: reflect and wrap keep going periodically (np.pad) */
+  struct lb_value *r = CF("r", TY(F32, 3), 1, 2, 3);
+  y = eval1(G, mk_pad(r, "reflect", INTS(5, 0), 0.0));
+  CHECK_F32(y, 2, 1, 2, 3, 2, 1, 2, 3);
+  free(y);
+  y = eval1(G, mk_pad(r, "wrap", INTS(4, 2), 0.0));
+  CHECK_F32(y, 3, 1, 2, 3, 1, 2, 3, 1, 2);
+  free(y);
+  y = eval1(G, mk_pad(r, "edge", INTS(2, 3), 0.0));
+  CHECK_F32(y, 1, 1, 1, 2, 3, 3, 3, 3);
+  free(y);
+  y = eval1(G, mk_pad(CF("one", TY(F32, 1), 5), "reflect", INTS(2, 1), 0.0));
+  CHECK_F32(y, 5, 5, 5, 5);
+  free(y);
+
+  /* negative pads crop first, then the modes extend the kept part */
+  struct lb_value *c = CF("c", TY(F32, 2, 3), 1, 2, 3, 4, 5, 6);
+  n = mk_pad(c, "edge", INTS(0, -1, 0, 1), 0.0);
+  y = eval1(G, n);
+  expect_type(n->outputs[0], TY(F32, 2, 3));
+  CHECK_F32(y, 2, 3, 3, 5, 6, 6);
+  free(y);
+  y = eval1(G, mk_pad(c, "constant", INTS(-1, 1, 0, -2), 9.0));
+  CHECK_F32(y, 9, 4);
+  free(y);
+  y = eval1(G, mk_pad(c, "reflect", INTS(0, 2, 0, -1), 0.0));
+  CHECK_F32(y, 1, 2, 1, 2, 4, 5, 4, 5);
+  free(y);
+  y = eval1(G, mk_pad(c, "wrap", INTS(1, -2, 0, 1), 0.0));
+  CHECK_F32(y, 6, 6, 3, 3, 6, 6);
+  free(y);
+  n = mk_pad(c, "constant", INTS(0, -3, 0, 0), 0.0); /* crop everything */
+  free(eval1(G, n));
+  expect_type(n->outputs[0], TY(F32, 2, 0));
+
+  /* other dtypes: the fill converts like a cast */
+  n = mk_pad(CI64("l", TY(I64, 2), 5, 6), "constant", INTS(1, 1), -7.0);
+  int64_t *yl = eval1(G, n);
+  CHECK_INTS(int64_t, yl, -7, 5, 6, -7);
+  free(yl);
+  n = mk_pad(CU8("b", TY(BOOL, 2), 0, 1), "constant", INTS(1, 0), 1.0);
+  uint8_t *yb = eval1(G, n);
+  CHECK_INTS(uint8_t, yb, 1, 0, 1);
+  free(yb);
+  n = mk_pad(CU8("u", TY(U8, 1), 3), "constant", INTS(1, 1), 300.0);
+  yb = eval1(G, n);
+  CHECK_INTS(uint8_t, yb, 255, 3, 255);
+  free(yb);
+  uint16_t h[2] = {0x3c00, 0xc000}; /* 1.0, -2.0 */
+  n = mk_pad(cst(G, "h", TY(F16, 2), h), "constant", INTS(0, 1), 1.2);
+  uint16_t *yh = eval1(G, n);
+  CHECK_INTS(uint16_t, yh, 0x3c00, 0xc000, 0x3ccd); /* 1.2 rounds to 0x3ccd in f16 */
+  free(yh);
+  n = mk_pad(cst(G, "h2", TY(F16, 2), h), "edge", INTS(1, 1), 0.0);
+  yh = eval1(G, n);
+  CHECK_INTS(uint16_t, yh, 0x3c00, 0x3c00, 0xc000, 0xc000);
+  free(yh);
+  /* rank 0: nothing to pad */
+  y = eval1(G, mk_pad(CF("s0", TY0(F32), 4), "constant", (int64_t[]){0}, 0, 0.0));
+  CHECK_F32(y, 4);
+  free(y);
+}
+
 /* Constant folding must handle a [4096,4096] transpose quickly. */
 static void test_big_transpose(void **s) {
   (void)s;
@@ -730,6 +902,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_conv, setup, teardown),
       cmocka_unit_test_setup_teardown(test_pool, setup, teardown),
       cmocka_unit_test_setup_teardown(test_move, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_pad, setup, teardown),
       cmocka_unit_test_setup_teardown(test_big_transpose, setup, teardown),
       cmocka_unit_test_setup_teardown(test_const, setup, teardown),
       cmocka_unit_test_setup_teardown(test_quant, setup, teardown),

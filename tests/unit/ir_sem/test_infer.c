@@ -329,6 +329,47 @@ static void test_move(void **s) {
   expect_type(n->outputs[0], TY(F32, 2, 3, 4));
   infer_fails(G, MK(G, TRILU, 1, input(G, "t1", TY(F32, 4))), LB_ERR_INVALID, "needs rank >= 2");
 
+  /* pad: [begins..., ends...], negative = crop */
+  n = MK(G, PAD, 1, x);
+  lb_node_set_attr_string(G, n, "mode", "constant");
+  lb_node_set_attr_ints(G, n, "pads", INTS(0, 1, -1, 1, 0, 2));
+  lb_node_set_attr_float(G, n, "value", 0.5);
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 3, 4, 5));
+  lb_node_set_attr_string(G, n, "mode", "reflect");
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 3, 4, 5));
+  lb_node_set_attr_ints(G, n, "pads", INTS(0, 0, -3, 0, 0, -2));
+  infer_fails(G, n, LB_ERR_INVALID, "pads of dim 2 (begin -3, end -2) crop more than its size 4 (input 0 is f32[2,3,4])");
+  lb_node_set_attr_ints(G, n, "pads", INTS(0, 0, -4, 0, 0, 1));
+  infer_fails(G, n, LB_ERR_INVALID, "mode \"reflect\" cannot pad dim 2 (begin -4, end 1): it has no elements to copy");
+  lb_node_set_attr_string(G, n, "mode", "constant");
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 2, 3, 1));
+  lb_node_set_attr_ints(G, n, "pads", INTS(1, 1));
+  infer_fails(G, n, LB_ERR_INVALID, "attribute 'pads' has 2 entries but needs 6");
+  lb_node_set_attr_ints(G, n, "pads", INTS(0, 0, 0, 0, 0, (int64_t)1 << 41));
+  infer_fails(G, n, LB_ERR_LIMIT, "over 2^40");
+  lb_node_set_attr_ints(G, n, "pads", INTS(0, 0, 0, 0, 0, 0));
+  lb_node_set_attr_string(G, n, "mode", "symmetric");
+  infer_fails(G, n, LB_ERR_INVALID, "mode \"symmetric\" is not \"constant\", \"reflect\", \"edge\" or \"wrap\"");
+  lb_node_set_attr_int(G, n, "mode", 1);
+  infer_fails(G, n, LB_ERR_INVALID, "attribute 'mode' must be a string");
+  lb_node_remove_attr(n, "mode"); /* default "constant" */
+  lb_node_set_attr_int(G, n, "value", 1);
+  infer_fails(G, n, LB_ERR_INVALID, "attribute 'value' must be a float");
+  lb_node_remove_attr(n, "value");
+  infer_ok(G, n);
+  n = MK(G, PAD, 1, input(G, "pb", TY(BOOL, 2)));
+  lb_node_set_attr_ints(G, n, "pads", INTS(1, 2));
+  lb_node_set_attr_string(G, n, "mode", "wrap");
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(BOOL, 5));
+  n = MK(G, PAD, 1, input(G, "pi", TY(I32, 2)), cst(G, "pp", TY(I64, 2), (int64_t[]){1, 1}));
+  lb_node_set_attr_ints(G, n, "pads", INTS(1, 1));
+  infer_fails(G, n, LB_ERR_INVALID, "input 1 must be folded into attributes by the frontend");
+  infer_fails(G, MK(G, PAD, 1, x), LB_ERR_INVALID, "missing required attribute 'pads'");
+
   infer_fails(G, MK(G, FLATTEN, 1, x), LB_ERR_INVALID, "flatten must be lowered by the frontend");
   infer_fails(G, MK(G, SQUEEZE, 1, x), LB_ERR_INVALID, "must be lowered by the frontend");
   infer_fails(G, MK(G, SHAPE, 1, x), LB_ERR_INVALID, "shape must be lowered by the frontend");
