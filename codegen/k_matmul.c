@@ -179,6 +179,13 @@ static void gemm_blocked(struct lb_cg *cg, struct lb_cg_gemm *gm) {
   if (MC > 256) MC = 256;
   if (MC >= M) MC = M;
   int64_t nmc = (M + MC - 1) / MC;
+  /* Even chunks: units are split into contiguous ranges across threads, so a
+   * short last chunk would leave one thread with most of the work. */
+  if (nmc > 1) {
+    MC = (M + nmc - 1) / nmc;
+    MC = (MC + MR - 1) / MR * MR;
+    nmc = (M + MC - 1) / MC;
+  }
   int64_t lastrows = M - (nmc - 1) * MC;
   int64_t units = gm->batch * nmc * np;
   int64_t work = 2 * gm->batch * M * N * K;

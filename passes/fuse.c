@@ -462,6 +462,7 @@ enum lb_status lb_pass_fuse(struct lb_graph *g, struct lb_pass_context *ctx) {
     for (int32_t k = 0; k < f.n_kill; k++) f.kill[k]->dead = true;
     fused = true;
     refresh_uses(&f);
+    i--; /* the rewritten node may fuse again (a new gelu into its matmul) */
   }
   free(f.uses);
   if (fused) {

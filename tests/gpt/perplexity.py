@@ -9,6 +9,10 @@ The text is split into non-overlapping 128-byte windows; each window is fed as t
 [1,128] and the 127 next-byte predictions inside it are scored: perplexity = exp(mean NLL),
 computed in float64 from the logits [1,128,256].
 
+--write-ref DIR (with --ort) stores onnxruntime's perplexity and window 0's logits in DIR
+(ort_reference.json, ort_window0/) so that --ref DIR can check a lowbit executable against
+them later without node or onnxruntime installed (that is what the test suite does).
+
 --ort runs `node bench/ort_run.js MODEL --cases ...` once for all windows (needs `npm ci` in
 bench/). --exe runs `[RUNNER] EXE input_0.pb -o DIR` per window and reads DIR/output_0.pb.
 Prints `perplexity ort: X` / `perplexity lowbit: X`; with both, also the absolute perplexity
@@ -16,6 +20,7 @@ difference and the max abs logit difference. Exits 1 when --max-diff (perplexity
 --max-logit-diff is given and exceeded.
 """
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -84,9 +89,22 @@ def main():
     ap.add_argument("--max-diff", type=float, default=None, help="max |ppl(lowbit) - ppl(ort)|")
     ap.add_argument("--max-logit-diff", type=float, default=None)
     ap.add_argument("--keep", help="keep the window directories here instead of a temp dir")
+    ap.add_argument("--write-ref", help="with --ort: store the reference perplexity and window 0 logits here")
+    ap.add_argument("--ref", help="compare --exe against a reference stored by --write-ref")
     a = ap.parse_args()
     if not a.ort and not a.exe:
         ap.error("give --ort and/or --exe")
+    if a.write_ref and not a.ort:
+        ap.error("--write-ref needs --ort")
+    if a.ref and a.ort:
+        ap.error("--ref replaces --ort")
+    ref = None
+    if a.ref:
+        with open(os.path.join(a.ref, "ort_reference.json")) as f:
+            ref = json.load(f)
+        if a.windows and a.windows != ref["windows"]:
+            ap.error(f"--windows {a.windows} differs from the reference's {ref['windows']}")
+        a.windows = ref["windows"]
 
     data = open(a.text, "rb").read()
     n = len(data) // CTX
@@ -127,7 +145,30 @@ def main():
         print(f"perplexity {name}: {ppl[name]:.6f}")
         print(f"  {name}: {n} windows, {cnt} predictions, mean nll {tot / cnt:.6f}")
 
+    if a.write_ref:
+        os.makedirs(os.path.join(a.write_ref, "ort_window0"), exist_ok=True)
+        with open(os.path.join(a.write_ref, "ort_reference.json"), "w") as f:
+            json.dump({"windows": n, "predictions": cnt, "perplexity": ppl["ort"],
+                       "threads": a.threads, "source": "onnxruntime-node (bench/ort_run.js)"}, f, indent=1)
+            f.write("\n")
+        write_pb(os.path.join(a.write_ref, "ort_window0", "input_0.pb"), windows[0])
+        write_pb(os.path.join(a.write_ref, "ort_window0", "output_0.pb"), results["ort"][0], "logits")
+        print(f"wrote the reference to {a.write_ref}")
+
     rc = 0
+    if ref is not None:
+        ref_logits = read_pb(os.path.join(a.ref, "ort_window0", "output_0.pb"))
+        d = abs(ppl["lowbit"] - ref["perplexity"])
+        md = float(np.max(np.abs(results["lowbit"][0].astype(np.float64) - ref_logits.astype(np.float64))))
+        print(f"perplexity ort (reference): {ref['perplexity']:.6f}")
+        print(f"abs perplexity difference: {d:.6g}")
+        print(f"max abs logit difference (window 0): {md:.6g}")
+        if a.max_diff is not None and not d <= a.max_diff:
+            print(f"FAIL: perplexity difference {d:.6g} > {a.max_diff}")
+            rc = 1
+        if a.max_logit_diff is not None and not md <= a.max_logit_diff:
+            print(f"FAIL: logit difference {md:.6g} > {a.max_logit_diff}")
+            rc = 1
     if len(results) == 2:
         d = abs(ppl["lowbit"] - ppl["ort"])
         md = max(float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64))))
