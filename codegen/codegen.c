@@ -500,6 +500,9 @@ static enum lb_status write_header(struct lb_cg *cg, const char *path, int64_t a
              " * aligned to %s_ACTIVATIONS_ALIGN. Returns 0 on success. Not reentrant per activations buffer. */\n",
           up, up);
   fprintf(f, "int32_t %s_run(const void *const inputs[], void *const outputs[], void *activations);\n", cg->model);
+  fprintf(f, "\n/* The runtime's thread pool, inside the library: without a call to\n"
+             " * lbrt_threads_init(n) kernels run on the calling thread; n <= 0 = all cores. */\n"
+             "int lbrt_threads_init(int n);\nvoid lbrt_threads_shutdown(void);\n");
   fprintf(f, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
   if (fclose(f) != 0) return lb_diag_error(cg->d, LB_ERR_IO, NULL, "cannot write %s", path);
   return LB_OK;
