@@ -21,7 +21,8 @@
  * Constant weights with MR > 1 are repacked as [group*block][ci][taps][MR] so the
  * broadcasts of one tap are contiguous. Padding never wins a max; average divides
  * by a separable per-position count (count_include_pad clips to the padded input,
- * not to the cells ceil_mode adds: ir/eval.c's rule). */
+ * not to the cells ceil_mode adds: ir/eval.c's rule). max_pool with its indices output
+ * uses a separate scalar kernel (emit_max_indices). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -643,12 +644,128 @@ static enum lb_status emit_gap(struct lb_cg *cg, struct lb_node *n, LLVMValueRef
   return LB_OK;
 }
 
+/* max_pool with indices (output 1): one output element per iteration, scalar taps over
+ * per-dim ranges [lo, hi) from tables, carrying (max, index). The index is ir/eval.c's:
+ * the first maximal element (NaN skipped, -1 when none), plane * in_sz + the spatial
+ * index in row-major (storage_order 0) or column-major (1) order. */
+struct mi {
+  struct lb_cg *cg;
+  enum lb_dtype dt;
+  int ns;
+  int64_t in[LB_MAX_RANK], out[LB_MAX_RANK], k[LB_MAX_RANK], st[LB_MAX_RANK], dil[LB_MAX_RANK], pb[LB_MAX_RANK];
+  int64_t xs[LB_MAX_RANK], cs[LB_MAX_RANK]; /* row-major strides; index strides (storage order) */
+  LLVMValueRef tab[LB_MAX_RANK];            /* i64 [lo[0..out), hi[0..out)] per dim */
+  LLVMValueRef o[LB_MAX_RANK];              /* output coordinates */
+  LLVMValueRef x, xplane, iplane;
+};
+
+static void mi_taps(struct mi *m, int d, LLVMValueRef xoff, LLVMValueRef ioff, LLVMValueRef *acc) {
+  struct lb_cg *cg = m->cg;
+  LLVMBuilderRef B = cg->b;
+  if (d == m->ns) {
+    LLVMValueRef v = lb_cg_load(cg, m->dt, m->x, add(cg, m->xplane, xoff));
+    LLVMValueRef none = LLVMBuildICmp(B, LLVMIntSLT, acc[1], I64(cg, 0), "");
+    LLVMValueRef c;
+    if (dt_float(m->dt)) {
+      LLVMValueRef gt = LLVMBuildFCmp(B, LLVMRealOGT, v, acc[0], "");
+      LLVMValueRef num = LLVMBuildFCmp(B, LLVMRealORD, v, v, "");
+      c = LLVMBuildOr(B, gt, LLVMBuildAnd(B, none, num, ""), "");
+    } else {
+      LLVMValueRef gt = LLVMBuildICmp(B, lb_dtype_traits[m->dt].is_signed ? LLVMIntSGT : LLVMIntUGT, v, acc[0], "");
+      c = LLVMBuildOr(B, gt, none, "");
+    }
+    acc[0] = LLVMBuildSelect(B, c, v, acc[0], "");
+    acc[1] = LLVMBuildSelect(B, c, add(cg, m->iplane, ioff), acc[1], "");
+    return;
+  }
+  LLVMValueRef lo = lb_cg_load_ty(cg, cg->t_i64, m->tab[d], m->o[d], 8);
+  LLVMValueRef hi = lb_cg_load_ty(cg, cg->t_i64, m->tab[d], addc(cg, m->o[d], m->out[d]), 8);
+  struct lb_cg_rloop rl;
+  lb_cg_rfor(cg, &rl, lo, hi, 2, acc);
+  LLVMValueRef ih = add(cg, addc(cg, mulc(cg, m->o[d], m->st[d]), -m->pb[d]), mulc(cg, rl.l.i, m->dil[d]));
+  LLVMValueRef a2[2] = {rl.phi[0], rl.phi[1]};
+  mi_taps(m, d + 1, add(cg, xoff, mulc(cg, ih, m->xs[d])), add(cg, ioff, mulc(cg, ih, m->cs[d])), a2);
+  lb_cg_rfor_end(cg, &rl, a2);
+  acc[0] = rl.out[0];
+  acc[1] = rl.out[1];
+}
+
+static enum lb_status emit_max_indices(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
+  const struct lb_type *tx = &n->inputs[0]->type, *ty = &n->outputs[0]->type, *ti = &n->outputs[1]->type;
+  struct mi M, *m = &M;
+  memset(m, 0, sizeof M);
+  m->cg = cg;
+  m->dt = tx->dtype;
+  if (!(m->dt == LB_DTYPE_F32 || m->dt == LB_DTYPE_F64 || m->dt == LB_DTYPE_U8 || m->dt == LB_DTYPE_I8))
+    return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "max_pool on %s is not supported", lb_dtype_traits[m->dt].name);
+  if (ty->dtype != m->dt || ti->dtype != LB_DTYPE_I64 || tx->shape.rank < 3 || ty->shape.rank != tx->shape.rank ||
+      !lb_shape_equal(&ty->shape, &ti->shape))
+    return lb_diag_error(cg->d, LB_ERR_INVALID, n, "max_pool: inconsistent output types");
+  int ns = m->ns = tx->shape.rank - 2;
+  int64_t pads[2 * LB_MAX_RANK];
+  ints_or(n, "kernel_shape", ns, 1, m->k);
+  ints_or(n, "strides", ns, 1, m->st);
+  ints_or(n, "dilations", ns, 1, m->dil);
+  ints_or(n, "pads", 2 * ns, 0, pads);
+  bool colmajor = lb_node_attr_int(n, "storage_order", 0) != 0;
+  int64_t in_sz = 1, out_sz = 1, k_sz = 1;
+  for (int i = 0; i < ns; i++) {
+    m->pb[i] = pads[i];
+    m->in[i] = tx->shape.dims[2 + i];
+    m->out[i] = ty->shape.dims[2 + i];
+    if (m->k[i] < 1 || m->st[i] < 1 || m->dil[i] < 1)
+      return lb_diag_error(cg->d, LB_ERR_INVALID, n, "bad kernel/stride/dilation");
+    k_sz *= m->k[i];
+  }
+  for (int i = ns - 1; i >= 0; i--) {
+    m->xs[i] = in_sz;
+    in_sz *= m->in[i];
+    out_sz *= m->out[i];
+  }
+  int64_t cst = 1;
+  for (int i = 0; i < ns; i++) {
+    m->cs[i] = colmajor ? cst : m->xs[i];
+    cst *= m->in[i];
+  }
+  int64_t planes = tx->shape.dims[0] * tx->shape.dims[1], items = planes * out_sz;
+  if (items == 0) return LB_OK;
+  for (int d = 0; d < ns; d++) {
+    int64_t od = m->out[d];
+    int64_t *tab = malloc(sizeof *tab * (size_t)(2 * od));
+    if (!tab) abort();
+    for (int64_t o = 0; o < od; o++) tap_range(o, m->st[d], m->pb[d], m->dil[d], m->k[d], m->in[d], &tab[o], &tab[od + o]);
+    m->tab[d] = lb_cg_global_i64s(cg, tab, 2 * od);
+    free(tab);
+  }
+  LLVMValueRef ptrs[3] = {in[0], out[0], out[1]}, inr[3], begin, end;
+  struct lb_cg_par p;
+  lb_cg_par_begin(cg, &p, items, 1 + 16384 / k_sz, lb_cg_want_parallel(cg, items * k_sz), ptrs, 3, inr, &begin, &end);
+  m->x = inr[0];
+  struct lb_cg_loop l;
+  lb_cg_for(cg, &l, begin, end);
+  LLVMBuilderRef B = cg->b;
+  LLVMValueRef rem = LLVMBuildSRem(B, l.i, I64(cg, out_sz), "");
+  LLVMValueRef plane = LLVMBuildSDiv(B, l.i, I64(cg, out_sz), "");
+  for (int d = ns - 1; d >= 0; d--) {
+    m->o[d] = d == 0 ? rem : LLVMBuildSRem(B, rem, I64(cg, m->out[d]), "");
+    if (d > 0) rem = LLVMBuildSDiv(B, rem, I64(cg, m->out[d]), "");
+  }
+  m->xplane = m->iplane = mulc(cg, plane, in_sz);
+  struct wk w0 = {.dt = m->dt, .ety = lb_cg_type(cg, m->dt), .esz = (unsigned)lb_dtype_traits[m->dt].size};
+  LLVMValueRef acc[2] = {lowest(&w0), I64(cg, -1)};
+  mi_taps(m, 0, I64(cg, 0), I64(cg, 0), acc);
+  lb_cg_store(cg, m->dt, inr[1], l.i, acc[0]);
+  lb_cg_store(cg, LB_DTYPE_I64, inr[2], l.i, acc[1]);
+  lb_cg_for_end(cg, &l);
+  lb_cg_par_end(cg, &p);
+  return LB_OK;
+}
+
 enum lb_status lb_cg_emit_pool(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
   switch (n->op) {
   case LB_OP_GLOBAL_AVERAGE_POOL: return emit_gap(cg, n, in, out);
   case LB_OP_MAX_POOL:
-    if (n->n_outputs > 1)
-      return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "the indices output of max_pool is not supported");
+    if (n->n_outputs > 1) return emit_max_indices(cg, n, in, out);
     return emit_window(cg, n, WK_MAX, in, out);
   case LB_OP_AVERAGE_POOL: return emit_window(cg, n, WK_AVG, in, out);
   default: return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "no pool kernel for %s", lb_op_info[n->op].ir_name);

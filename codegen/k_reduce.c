@@ -1,4 +1,5 @@
-/* k_reduce.c: reduce_{mean,sum,max,min}, softmax, log_softmax, layer_norm, batch_norm.
+/* k_reduce.c: reduce_{mean,sum,max,min}, softmax, log_softmax, layer_norm (with its
+ * optional mean / inv-std-dev outputs), batch_norm (inference and training_mode).
  *
  * Reductions: input dims are grouped into runs of kept / reduced axes (a run is
  * contiguous in memory). Output elements are the loops over the kept runs; the
@@ -269,6 +270,78 @@ static enum lb_status emit_layer_norm(struct lb_cg *cg, struct lb_node *n, LLVMV
   return LB_OK;
 }
 
+/* ---- batch_norm (training_mode=1) ------------------------------------------------------ */
+/* One channel per iteration of a parallel range: mean and population variance over
+ * the batch and spatial dims (two passes), then y = x * a + b with a = scale / sqrt(var +
+ * eps), b = bias - mean * a; outputs 1, 2: input stat * momentum + batch stat * (1 - momentum). */
+static enum lb_status emit_batch_norm_train(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
+  enum lb_dtype dt = n->inputs[0]->type.dtype;
+  const struct lb_shape *xs = &n->inputs[0]->type.shape;
+  double eps = lb_node_attr_float(n, "epsilon", 1e-5), mom = lb_node_attr_float(n, "momentum", 0.9);
+  int64_t N = xs->dims[0], C = xs->dims[1], S = 1;
+  for (int d = 2; d < xs->rank; d++) S *= xs->dims[d];
+  for (int i = 1; i < 5; i++)
+    if (n->inputs[i]->type.dtype != dt) return lb_diag_error(cg->d, LB_ERR_INVALID, n, "batch_norm parameter types differ");
+  for (int i = 1; i < n->n_outputs; i++)
+    if (n->outputs[i]->type.dtype != dt) return lb_diag_error(cg->d, LB_ERR_INVALID, n, "batch_norm output types differ");
+  if (C == 0) return LB_OK;
+  LLVMTypeRef T = lb_cg_type(cg, dt);
+  LLVMBuilderRef B = cg->b;
+  LLVMValueRef nullp = LLVMConstNull(cg->t_ptr);
+  LLVMValueRef ptrs[8] = {in[0], in[1], in[2], in[3], in[4], out[0], n->n_outputs > 1 ? out[1] : nullp,
+                          n->n_outputs > 2 ? out[2] : nullp};
+  LLVMValueRef inr[8], begin, end;
+  struct lb_cg_par p;
+  lb_cg_par_begin(cg, &p, C, 1 + 16384 / (N * S + 1), lb_cg_want_parallel(cg, C * N * S * 4), ptrs, 8, inr, &begin, &end);
+  struct lb_cg_loop cl;
+  lb_cg_for(cg, &cl, begin, end);
+  LLVMValueRef c = cl.i;
+  LLVMValueRef zero = LLVMConstReal(T, 0);
+  /* element (b, s) of channel c: (b * C + c) * S + s */
+#define BN_IDX(bi, si) LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, (bi), lb_cg_i64(cg, C), ""), c, ""), lb_cg_i64(cg, S), ""), (si), "")
+  LLVMValueRef mean = zero, var = zero;
+  if (N * S > 0) {
+    struct lb_cg_rloop rb, rs;
+    lb_cg_rfor(cg, &rb, lb_cg_i64(cg, 0), lb_cg_i64(cg, N), 1, &zero);
+    lb_cg_rfor(cg, &rs, lb_cg_i64(cg, 0), lb_cg_i64(cg, S), 1, &rb.phi[0]);
+    LLVMValueRef sum = lb_cg_reassoc(LLVMBuildFAdd(B, rs.phi[0], lb_cg_load(cg, dt, inr[0], BN_IDX(rb.l.i, rs.l.i)), ""));
+    lb_cg_rfor_end(cg, &rs, &sum);
+    lb_cg_rfor_end(cg, &rb, &rs.out[0]);
+    mean = LLVMBuildFMul(B, rb.out[0], LLVMConstReal(T, 1.0 / (double)(N * S)), "");
+    struct lb_cg_rloop qb, qs;
+    lb_cg_rfor(cg, &qb, lb_cg_i64(cg, 0), lb_cg_i64(cg, N), 1, &zero);
+    lb_cg_rfor(cg, &qs, lb_cg_i64(cg, 0), lb_cg_i64(cg, S), 1, &qb.phi[0]);
+    LLVMValueRef dl = LLVMBuildFSub(B, lb_cg_load(cg, dt, inr[0], BN_IDX(qb.l.i, qs.l.i)), mean, "");
+    LLVMValueRef sq = lb_cg_reassoc(LLVMBuildFAdd(B, qs.phi[0], LLVMBuildFMul(B, dl, dl, ""), ""));
+    lb_cg_rfor_end(cg, &qs, &sq);
+    lb_cg_rfor_end(cg, &qb, &qs.out[0]);
+    var = LLVMBuildFMul(B, qb.out[0], LLVMConstReal(T, 1.0 / (double)(N * S)), "");
+  } else {
+    mean = var = LLVMConstReal(T, NAN); /* an empty batch has no statistics */
+  }
+  LLVMValueRef km = LLVMConstReal(T, mom), k1 = LLVMConstReal(T, 1.0 - mom);
+  if (n->n_outputs > 1)
+    lb_cg_store(cg, dt, inr[6], c, LLVMBuildFAdd(B, LLVMBuildFMul(B, lb_cg_load(cg, dt, inr[3], c), km, ""), LLVMBuildFMul(B, mean, k1, ""), ""));
+  if (n->n_outputs > 2)
+    lb_cg_store(cg, dt, inr[7], c, LLVMBuildFAdd(B, LLVMBuildFMul(B, lb_cg_load(cg, dt, inr[4], c), km, ""), LLVMBuildFMul(B, var, k1, ""), ""));
+  if (N * S > 0) {
+    LLVMValueRef args[1] = {LLVMBuildFAdd(B, var, LLVMConstReal(T, eps), "")};
+    LLVMValueRef a = LLVMBuildFDiv(B, lb_cg_load(cg, dt, inr[1], c), lb_cg_intrin(cg, "llvm.sqrt", T, args, 1), "");
+    LLVMValueRef b = LLVMBuildFSub(B, lb_cg_load(cg, dt, inr[2], c), LLVMBuildFMul(B, mean, a, ""), "");
+    struct lb_cg_loop yb, ys;
+    lb_cg_for_c(cg, &yb, 0, N);
+    lb_cg_for_c(cg, &ys, 0, S);
+    LLVMValueRef idx = BN_IDX(yb.i, ys.i);
+    lb_cg_store(cg, dt, inr[5], idx, lb_cg_fma(cg, lb_cg_load(cg, dt, inr[0], idx), a, b));
+    lb_cg_for_end(cg, &ys);
+    lb_cg_for_end(cg, &yb);
+  }
+#undef BN_IDX
+  lb_cg_for_end(cg, &cl);
+  lb_cg_par_end(cg, &p);
+  return LB_OK;
+}
+
 /* ---- batch_norm (inference) ---------------------------------------------------------- */
 static enum lb_status emit_batch_norm(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
   struct lb_value *xv = n->inputs[0];
@@ -282,6 +355,8 @@ static enum lb_status emit_batch_norm(struct lb_cg *cg, struct lb_node *n, LLVMV
   for (int i = 1; i < 5; i++)
     if (!n->inputs[i] || lb_shape_numel(&n->inputs[i]->type.shape) != C)
       return lb_diag_error(cg->d, LB_ERR_INVALID, n, "batch_norm parameter %d must have C elements", i);
+  if (lb_node_attr_int(n, "training_mode", 0)) return emit_batch_norm_train(cg, n, in, out);
+  if (n->n_outputs > 1) return lb_diag_error(cg->d, LB_ERR_INVALID, n, "inference batch_norm has one output");
   if (N * C * S == 0) return LB_OK;
   LLVMTypeRef T = lb_cg_type(cg, dt);
   /* fold into y = x * a[c] + b[c] when every parameter is constant */

@@ -12,7 +12,7 @@
 #include "onnx.pb-c.h"
 
 enum {
-  FE_MIN_OPSET = 7,
+  FE_MIN_OPSET = 1,
   FE_MAX_OPSET = 21,
   FE_FOLD_LIMIT = 1 << 20, /* fold all-constant nodes whose outputs have <= this many elements */
 };

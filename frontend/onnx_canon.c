@@ -1,6 +1,6 @@
 /* onnx_canon.c: one ONNX node -> IR nodes in the canonical forms of docs/ir-ops.md.
  *
- * Every ONNX variant of an op (opsets 7 to 21) maps to one IR form: attributes
+ * Every ONNX variant of an op (opsets 1 to 21) maps to one IR form: attributes
  * that later opsets moved to inputs (axes, split, starts/ends, k, min/max) are
  * read from either place, defaults are written out, negative axes are made
  * non-negative, auto_pad becomes explicit pads, and Reshape/Flatten/Squeeze/
@@ -147,6 +147,13 @@ static const char *const *onnx_outs(struct fe_node *fn) {
   return (const char *const *)fn->np->output;
 }
 
+/* The ONNX output names padded with NULL (fresh names) to n entries. */
+static const char *const *onnx_outs_n(struct fe_node *fn, int32_t n) {
+  const char **names = lb_arena_alloc(&fn->c->g->arena, sizeof *names * (size_t)(n ? n : 1));
+  for (int32_t k = 0; k < n && k < fn->n_out; k++) names[k] = fn->np->output[k];
+  return names;
+}
+
 /* The number of inputs without trailing omitted ones. */
 static int32_t trimmed_inputs(const struct fe_node *fn) {
   int32_t n = fn->n_in;
@@ -265,6 +272,60 @@ static enum lb_status unused_output(struct fe_node *fn, int32_t k, const char *w
 }
 
 /* ---- elementwise ---------------------------------------------------------------------- */
+/* Binary ops before opset 7 (Add Sub Mul Div Pow And Or Equal Less Greater) do not
+ * broadcast unless broadcast=1, and then B broadcasts onto A with its dims aligned at
+ * A's dim `axis` (default: at the end, as numpy does). Equal shapes are required
+ * otherwise. An axis alignment becomes numpy's by reshaping B with trailing 1s. */
+static enum lb_status legacy_broadcast(struct fe_node *fn) {
+  struct fe_ctx *c = fn->c;
+  const struct lb_shape *a = &fn->in[0]->type.shape, *b = &fn->in[1]->type.shape;
+  int64_t bc, axis;
+  enum lb_status st;
+  if ((st = get_int(fn, "broadcast", 0, &bc)) != LB_OK) return st;
+  if (!bc) {
+    if (lb_shape_equal(a, b)) return LB_OK;
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "before opset 7, inputs of different shapes (ranks %d and %d) need "
+                         "broadcast=1", (int)a->rank, (int)b->rank);
+  }
+  if (b->rank > a->rank)
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "broadcast=1: input 1 (rank %d) must not have a higher rank than input 0 "
+                         "(rank %d)", (int)b->rank, (int)a->rank);
+  if (attr(fn, "axis") && b->rank > 0) {
+    if ((st = get_int(fn, "axis", 0, &axis)) != LB_OK) return st;
+    if (axis < 0) axis += a->rank;
+    if (axis < 0 || axis + b->rank > a->rank)
+      return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                           "broadcast axis %lld does not fit input 1 (rank %d) into input 0 "
+                           "(rank %d)", (long long)axis, (int)b->rank, (int)a->rank);
+    if (axis + b->rank < a->rank) {
+      int64_t dims[LB_MAX_RANK];
+      int32_t r = (int32_t)(a->rank - axis);
+      for (int32_t i = 0; i < r; i++) dims[i] = i < b->rank ? b->dims[i] : 1;
+      struct lb_value *b2 = reshape_to(fn, fn->in[1], dims, r, NULL, &st);
+      if (!b2) return st;
+      fn->in[1] = b2;
+      b = &b2->type.shape;
+    }
+  }
+  struct lb_shape r;
+  if (lb_broadcast_shapes(a, b, &r) != LB_OK || !lb_shape_equal(&r, a))
+    return lb_diag_error(c->d, LB_ERR_INVALID, &fn->diag,
+                         "broadcast=1: input 1 does not broadcast onto the shape of input 0");
+  return LB_OK;
+}
+
+static bool legacy_broadcast_op(enum lb_op op) {
+  switch (op) {
+  case LB_OP_ADD: case LB_OP_SUB: case LB_OP_MUL: case LB_OP_DIV: case LB_OP_POW:
+  case LB_OP_AND: case LB_OP_OR: case LB_OP_EQUAL: case LB_OP_LESS: case LB_OP_GREATER:
+    return true;
+  default:
+    return false;
+  }
+}
+
 static enum lb_status canon_plain(struct fe_node *fn, enum lb_op op) {
   int32_t n_in = trimmed_inputs(fn);
   for (int32_t i = 0; i < n_in; i++)
@@ -274,6 +335,8 @@ static enum lb_status canon_plain(struct fe_node *fn, enum lb_op op) {
       return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "input %d is required", (int)i);
   enum lb_status st = require_inputs(fn, lb_op_info[op].min_inputs);
   if (st != LB_OK) return st;
+  if (fn->c->opset < 7 && legacy_broadcast_op(op) && (st = legacy_broadcast(fn)) != LB_OK)
+    return st;
   int32_t n_out = lb_op_info[op].max_outputs < 0 ? fn->n_out : lb_op_info[op].min_outputs;
   return done(fn, fe_add(fn, op, fn->in, n_in, onnx_outs(fn), n_out));
 }
@@ -305,10 +368,23 @@ static enum lb_status canon_unary_attrs(struct fe_node *fn) {
     break;
   }
   case LB_OP_CAST: {
-    int64_t to;
+    int64_t to = 0;
     const Onnx__AttributeProto *ta = attr(fn, "to");
     if (!ta) return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "attribute to is required");
-    if ((st = get_int(fn, "to", 0, &to)) != LB_OK) return st;
+    if (attr_type(ta) == AT_STRING) { /* Cast-1: the TensorProto.DataType name, "FLOAT" */
+      static const char *const names[] = {"", "FLOAT", "UINT8", "INT8", "UINT16", "INT16",
+                                          "INT32", "INT64", "STRING", "BOOL", "FLOAT16",
+                                          "DOUBLE", "UINT32", "UINT64"};
+      const char *sn;
+      if ((st = get_string(fn, "to", "", &sn)) != LB_OK) return st;
+      for (int64_t k = 1; k < (int64_t)(sizeof names / sizeof names[0]); k++)
+        if (strcmp(sn, names[k]) == 0) to = k;
+      if (!to)
+        return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                             "cast to element type \"%s\" is not supported", sn);
+    } else if ((st = get_int(fn, "to", 0, &to)) != LB_OK) {
+      return st;
+    }
     enum lb_dtype t = to > 0 && to < 1000 ? lb_dtype_from_onnx((int)to) : LB_DTYPE_UNDEF;
     if (t == LB_DTYPE_UNDEF)
       return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
@@ -324,6 +400,28 @@ static enum lb_status canon_unary_attrs(struct fe_node *fn) {
 static enum lb_status canon_dropout(struct fe_node *fn) {
   enum lb_status st = require_inputs(fn, 1);
   if (st != LB_OK) return st;
+  /* Training mode drops at random: refuse it rather than compile an identity.
+   * It is the training_mode input from opset 12, is_test=0 before opset 7. */
+  bool training = false;
+  if (fn->n_in > 2 && fn->in[2]) {
+    if ((st = fe_need_const(fn, 2, "training_mode")) != LB_OK) return st;
+    const uint8_t *tm = lb_value_const_data(fn->c->g, fn->in[2]);
+    training = tm && lb_shape_numel(&fn->in[2]->type.shape) > 0 && tm[0] != 0;
+  }
+  int64_t is_test = 1;
+  if ((st = get_int(fn, "is_test", 1, &is_test)) != LB_OK) return st;
+  if (training && fn->n_in > 1 && fn->in[1] && lb_value_is_const(fn->in[1])) {
+    /* ratio 0 keeps everything: deterministic even in training mode */
+    const void *r = lb_value_const_data(fn->c->g, fn->in[1]);
+    enum lb_dtype rt = fn->in[1]->type.dtype;
+    double ratio = -1;
+    if (r && rt == LB_DTYPE_F32) ratio = *(const float *)r;
+    else if (r && rt == LB_DTYPE_F64) ratio = *(const double *)r;
+    if (ratio == 0) training = false;
+  }
+  if (training || is_test == 0)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                         "Dropout in training mode is random; lowbit compiles inference only");
   st = done(fn, fe_add(fn, LB_OP_IDENTITY, fn->in, 1, onnx_outs(fn), 1));
   if (st != LB_OK || !fe_output_used(fn, 1)) return st;
   /* the mask of an inference-mode Dropout keeps everything */
@@ -420,14 +518,21 @@ static enum lb_status canon_layer_norm(struct fe_node *fn) {
   struct lb_graph *g = fn->c->g;
   enum lb_status st = require_inputs(fn, 2);
   if (st != LB_OK) return st;
-  if ((st = unused_output(fn, 1, "Mean")) != LB_OK) return st;
-  if ((st = unused_output(fn, 2, "InvStdDev")) != LB_OK) return st;
-  int64_t axis;
+  /* Mean and InvStdDev (outputs 1, 2): computed when either is used; they are f32,
+   * ONNX's stash_type 1 (the only stash type lowbit supports for them) */
+  bool stats = fe_output_used(fn, 1) || fe_output_used(fn, 2);
+  int64_t axis, stash;
   double eps;
+  if ((st = get_int(fn, "stash_type", 1, &stash)) != LB_OK) return st;
+  if (stats && stash != 1)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                         "stash_type %lld is not supported for the Mean/InvStdDev outputs "
+                         "(only 1, float)", (long long)stash);
   if ((st = get_int(fn, "axis", -1, &axis)) != LB_OK) return st;
   if ((st = norm_axis(fn, axis, fn->in[0]->type.shape.rank, "axis", &axis)) != LB_OK) return st;
   if ((st = get_float(fn, "epsilon", 1e-5, &eps)) != LB_OK) return st;
-  struct lb_node *n = fe_add(fn, LB_OP_LAYER_NORM, fn->in, trimmed_inputs(fn), onnx_outs(fn), 1);
+  struct lb_node *n = fe_add(fn, LB_OP_LAYER_NORM, fn->in, trimmed_inputs(fn),
+                             onnx_outs_n(fn, stats ? 3 : 1), stats ? 3 : 1);
   lb_node_set_attr_int(g, n, "axis", axis);
   lb_node_set_attr_float(g, n, "epsilon", eps);
   return done(fn, n);
@@ -436,20 +541,35 @@ static enum lb_status canon_layer_norm(struct fe_node *fn) {
 static enum lb_status canon_batch_norm(struct fe_node *fn) {
   enum lb_status st = require_inputs(fn, 5);
   if (st != LB_OK) return st;
-  int64_t training, spatial;
-  double eps;
+  int64_t training, spatial, is_test;
+  double eps, momentum;
+  /* training mode: opset >= 14 says so with training_mode; before opset 7, is_test=0
+   * (the default) meant training; opsets 7 to 13 are read as inference (test mode) */
   if ((st = get_int(fn, "training_mode", 0, &training)) != LB_OK) return st;
+  if ((st = get_int(fn, "is_test", 0, &is_test)) != LB_OK) return st;
+  if (fn->c->opset < 7) training = !is_test;
+  else if (fn->c->opset < 14) training = 0;
   if ((st = get_int(fn, "spatial", 1, &spatial)) != LB_OK) return st;
-  if (training)
-    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
-                         "training_mode=1 is not supported (inference only)");
   if (!spatial)
     return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag, "spatial=0 is not supported");
-  for (int32_t k = 1; k < fn->n_out; k++)
-    if ((st = unused_output(fn, k, "a training output")) != LB_OK) return st;
+  /* running mean / var (outputs 1, 2) exist as in opset 14 only; the statistics
+   * outputs of older opsets (and saved_mean / saved_var) are refused when used */
+  int32_t n_out = 1;
+  for (int32_t k = 1; k < fn->n_out; k++) {
+    if (!fe_output_used(fn, k)) continue;
+    if (!training || k > 2 || fn->c->opset < 14) {
+      if ((st = unused_output(fn, k, "a training output")) != LB_OK) return st;
+    }
+    n_out = k + 1;
+  }
   if ((st = get_float(fn, "epsilon", 1e-5, &eps)) != LB_OK) return st;
-  struct lb_node *n = fe_add(fn, LB_OP_BATCH_NORM, fn->in, 5, onnx_outs(fn), 1);
+  if ((st = get_float(fn, "momentum", 0.9, &momentum)) != LB_OK) return st;
+  struct lb_node *n = fe_add(fn, LB_OP_BATCH_NORM, fn->in, 5, onnx_outs_n(fn, n_out), n_out);
   lb_node_set_attr_float(fn->c->g, n, "epsilon", eps);
+  if (training) {
+    lb_node_set_attr_int(fn->c->g, n, "training_mode", 1);
+    lb_node_set_attr_float(fn->c->g, n, "momentum", momentum);
+  }
   return done(fn, n);
 }
 
@@ -576,15 +696,23 @@ static enum lb_status canon_pool(struct fe_node *fn) {
   struct lb_graph *g = fn->c->g;
   enum lb_status st = require_inputs(fn, 1);
   if (st != LB_OK) return st;
-  if (fn->op == LB_OP_MAX_POOL && (st = unused_output(fn, 1, "Indices")) != LB_OK) return st;
+  /* MaxPool's Indices (output 1) is computed when used; storage_order picks its layout */
+  bool indices = fn->op == LB_OP_MAX_POOL && fe_output_used(fn, 1);
+  int64_t storage_order = 0;
+  if (indices && (st = get_int(fn, "storage_order", 0, &storage_order)) != LB_OK) return st;
+  if (storage_order != 0 && storage_order != 1)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                         "storage_order must be 0 or 1, not %lld", (long long)storage_order);
   struct window w;
   if ((st = read_window(fn, NULL, &w)) != LB_OK) return st;
   int64_t ceil_mode, cip;
   if ((st = get_int(fn, "ceil_mode", 0, &ceil_mode)) != LB_OK) return st;
   if (w.auto_padded) ceil_mode = 0; /* SAME/VALID define the output size themselves */
-  struct lb_node *n = fe_add(fn, fn->op, fn->in, 1, onnx_outs(fn), 1);
+  int32_t n_out = indices ? 2 : 1;
+  struct lb_node *n = fe_add(fn, fn->op, fn->in, 1, onnx_outs_n(fn, n_out), n_out);
   if (fn->op == LB_OP_MAX_POOL) {
     set_window(fn, n, &w, true);
+    if (indices) lb_node_set_attr_int(g, n, "storage_order", storage_order);
   } else {
     for (int32_t i = 0; i < w.n; i++)
       if (w.dilations[i] != 1)
@@ -761,9 +889,9 @@ static enum lb_status canon_concat(struct fe_node *fn) {
   enum lb_status st = require_inputs(fn, fn->n_in);
   if (st != LB_OK) return st;
   int64_t axis;
-  if (!attr(fn, "axis"))
+  if (!attr(fn, "axis") && fn->c->opset >= 4)
     return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "attribute axis is required");
-  if ((st = get_int(fn, "axis", 0, &axis)) != LB_OK) return st;
+  if ((st = get_int(fn, "axis", 1, &axis)) != LB_OK) return st; /* Concat-1: default 1 */
   if ((st = norm_axis(fn, axis, fn->in[0]->type.shape.rank, "axis", &axis)) != LB_OK) return st;
   struct lb_node *n = fe_add(fn, LB_OP_CONCAT, fn->in, fn->n_in, onnx_outs(fn), 1);
   lb_node_set_attr_int(fn->c->g, n, "axis", axis);

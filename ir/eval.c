@@ -632,12 +632,39 @@ static enum lb_status eval_norm(const struct lb_graph *g, const struct lb_node *
     double eps = lb_node_attr_float(n, "epsilon", (double)1e-5f);
     int64_t c = tx->shape.dims[1], inner = 1, ne = numel(tx);
     for (int32_t i = 2; i < rank; i++) inner *= tx->shape.dims[i];
+    /* training_mode=1: mean and population variance of the batch over every dim
+     * but 1; outputs 1, 2 = input stat * momentum + batch stat * (1 - momentum) */
+    bool training = lb_node_attr_int(n, "training_mode", 0) != 0;
+    double *bm = NULL, *bv = NULL;
+    if (training) {
+      int64_t cnt = c ? ne / c : 0;
+      double mom = lb_node_attr_float(n, "momentum", 0.9);
+      bm = xmalloc(sizeof *bm * (size_t)(c ? c : 1));
+      bv = xmalloc(sizeof *bv * (size_t)(c ? c : 1));
+      for (int64_t ch = 0; ch < c; ch++) bm[ch] = bv[ch] = 0;
+      for (int64_t i = 0; i < ne; i++) bm[(i / inner) % c] += ld_f(t, x, i);
+      for (int64_t ch = 0; ch < c; ch++) bm[ch] /= (double)cnt;
+      for (int64_t i = 0; i < ne; i++) {
+        double v = ld_f(t, x, i) - bm[(i / inner) % c];
+        bv[(i / inner) % c] += v * v;
+      }
+      for (int64_t ch = 0; ch < c; ch++) {
+        bv[ch] /= (double)cnt;
+        if (n->n_outputs > 1)
+          st_f(OT(1)->dtype, outs[1], ch, ld_f(t, ins[3], ch) * mom + bm[ch] * (1 - mom));
+        if (n->n_outputs > 2)
+          st_f(OT(2)->dtype, outs[2], ch, ld_f(t, ins[4], ch) * mom + bv[ch] * (1 - mom));
+      }
+    }
     for (int64_t i = 0; i < ne; i++) {
       int64_t ch = (i / inner) % c;
       double sc = ld_f(t, ins[1], ch), b = ld_f(t, ins[2], ch);
-      double mean = ld_f(t, ins[3], ch), var = ld_f(t, ins[4], ch);
+      double mean = training ? bm[ch] : ld_f(t, ins[3], ch);
+      double var = training ? bv[ch] : ld_f(t, ins[4], ch);
       st_f(t, y, i, (ld_f(t, x, i) - mean) / sqrt(var + eps) * sc + b);
     }
+    free(bm);
+    free(bv);
     return LB_OK;
   }
   int32_t axis = (int32_t)lb_node_attr_int(n, "axis", rank - 1);
@@ -665,6 +692,10 @@ static enum lb_status eval_norm(const struct lb_graph *g, const struct lb_node *
       double inv = 1 / sqrt(var + eps);
       for (int64_t j = 0; j < cols; j++)
         st_f(t, y, base + j, (ld_f(t, x, base + j) - mean) * inv * scale[j] + (bias ? bias[j] : 0));
+      if (n->n_outputs > 2) { /* the row's mean and 1/sqrt(var + eps) */
+        st_f(OT(1)->dtype, outs[1], r, mean);
+        st_f(OT(2)->dtype, outs[2], r, inv);
+      }
     }
     free(scale);
     free(bias);
@@ -965,7 +996,12 @@ static enum lb_status eval_pool(const struct lb_graph *g, const struct lb_node *
   window_make(&w, n, tx, ty, kernel);
   bool is_max = n->op == LB_OP_MAX_POOL;
   bool cip = lb_node_attr_int(n, "count_include_pad", 0) != 0;
-  int64_t oc[LB_MAX_RANK], kc[LB_MAX_RANK];
+  /* max_pool's indices (output 1): flat index into x of the first maximal element
+   * (NaN skipped; -1 when the window holds no number): plane * in_sz + the spatial
+   * index, row-major (storage_order 0) or column-major (1, first spatial dim fastest) */
+  bool want_idx = is_max && n->n_outputs > 1;
+  bool colmajor = lb_node_attr_int(n, "storage_order", 0) != 0;
+  int64_t oc[LB_MAX_RANK], kc[LB_MAX_RANK], ic[LB_MAX_RANK];
   for (int64_t o = 0; o < w.out_sz; o++) {
     unravel(o, w.ns, w.out, oc);
     /* count_include_pad divisor: the window clipped to the padded input (not
@@ -979,14 +1015,17 @@ static enum lb_status eval_pool(const struct lb_graph *g, const struct lb_node *
     }
     for (int64_t p = 0; p < planes; p++) {
       double acc = is_max ? -INFINITY : 0;
-      int64_t cnt = 0;
+      int64_t cnt = 0, best = -1;
       for (int64_t kk = 0; kk < w.k_sz; kk++) {
         unravel(kk, w.ns, w.k, kc);
         int64_t tap = window_tap(&w, oc, kc);
         if (tap < 0) continue; /* padding: -inf for max, excluded or 0 for average */
         double v = ld_f(t, ins[0], p * w.in_sz + tap);
         if (is_max) {
-          if (v > acc) acc = v; /* NaN is skipped, as in onnx's reference pool */
+          if (v > acc || (best < 0 && !isnan(v))) { /* NaN is skipped, as in onnx's reference */
+            acc = v;
+            best = tap;
+          }
         } else {
           acc += v;
           cnt++;
@@ -994,6 +1033,15 @@ static enum lb_status eval_pool(const struct lb_graph *g, const struct lb_node *
       }
       if (!is_max) acc /= (double)(cip ? padded_count : cnt);
       st_f(t, outs[0], p * w.out_sz + o, acc);
+      if (want_idx) {
+        int64_t sp = best;
+        if (best >= 0 && colmajor) {
+          unravel(best, w.ns, w.in, ic);
+          sp = 0;
+          for (int32_t i = w.ns - 1; i >= 0; i--) sp = sp * w.in[i] + ic[i];
+        }
+        ((int64_t *)outs[1])[p * w.out_sz + o] = best < 0 ? -1 : p * w.in_sz + sp;
+      }
     }
   }
   return LB_OK;

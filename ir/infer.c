@@ -367,7 +367,7 @@ static enum lb_status infer_norm(struct lb_graph *g, struct lb_node *n, struct l
   const struct lb_type *x = in_t(n, 0);
   TRY(check_class(n, d, 0, TC_FLOAT));
   for (int32_t i = 1; i < n->n_inputs; i++) TRY(check_same_dtype(n, d, 0, i));
-  if (n->n_outputs > 1)
+  if (n->n_outputs > 1 && n->op != LB_OP_LAYER_NORM && n->op != LB_OP_BATCH_NORM)
     return lb_diag_error(d, LB_ERR_UNSUPPORTED, n,
                          "only the first output is supported (%d outputs given)", n->n_outputs);
   int32_t axis;
@@ -391,9 +391,19 @@ static enum lb_status infer_norm(struct lb_graph *g, struct lb_node *n, struct l
                    i, i == 1 ? "scale" : "bias", type_str(p).s, shape_str(&norm).s, axis,
                    type_str(x).s);
     }
+    /* optional outputs 1 and 2: mean and 1/sqrt(var + epsilon) per normalized row,
+     * f32 (ONNX's stash_type 1), shape dims[:axis] + [1] * (rank - axis) */
+    if (n->n_outputs == 2)
+      return ERR("has 2 outputs but layer_norm makes 1 (y) or 3 (y, mean, inv_std_dev)");
+    if (n->n_outputs == 3) {
+      struct lb_shape st = x->shape;
+      for (int32_t i = axis; i < st.rank; i++) st.dims[i] = 1;
+      set_out(n, 1, LB_DTYPE_F32, &st);
+      set_out(n, 2, LB_DTYPE_F32, &st);
+    }
     break;
   }
-  case LB_OP_BATCH_NORM:
+  case LB_OP_BATCH_NORM: {
     TRY(check_rank_at_least(n, d, 0, 2));
     for (int32_t i = 1; i < 5; i++) {
       const struct lb_type *p = in_t(n, i);
@@ -402,7 +412,18 @@ static enum lb_status infer_norm(struct lb_graph *g, struct lb_node *n, struct l
         return ERR("input %d (%s) has type %s but must be [%lld] (the channels of input 0, %s)",
                    i, names[i], type_str(p).s, (long long)x->shape.dims[1], type_str(x).s);
     }
+    /* training_mode=1: batch statistics; outputs 1 and 2 (optional) are the
+     * updated running mean and variance, [C] of input 0's type */
+    int64_t training = 0;
+    TRY(need_bool_attr(n, d, "training_mode", 0, &training));
+    const struct lb_attr *mom = lb_node_attr(n, "momentum");
+    if (mom && mom->kind != LB_ATTR_FLOAT) return ERR("attribute 'momentum' must be a float");
+    if (!training && mom) return ERR("attribute 'momentum' needs training_mode=1");
+    if (!training && n->n_outputs > 1)
+      return ERR("has %d outputs but batch_norm makes 1 unless training_mode=1", n->n_outputs);
+    for (int32_t i = 1; i < n->n_outputs; i++) set_out(n, i, x->dtype, &in_t(n, 3)->shape);
     break;
+  }
   default: LB_ASSERT(!"not a norm op");
   }
   set_out(n, 0, x->dtype, &x->shape);
@@ -521,12 +542,16 @@ static enum lb_status window_dim(struct lb_node *n, struct lb_diag *d, int32_t i
 static enum lb_status infer_window(struct lb_graph *g, struct lb_node *n, struct lb_diag *d) {
   (void)g;
   const struct lb_type *x = in_t(n, 0);
-  TRY(check_class(n, d, 0, TC_FLOAT));
+  if (n->op == LB_OP_MAX_POOL) {
+    if (!dtype_in(x->dtype, TC_FLOAT) && x->dtype != LB_DTYPE_U8 && x->dtype != LB_DTYPE_I8)
+      return ERR("input 0 has type %s but max_pool needs a float type (f32, f64, f16, bf16), "
+                 "u8 or i8", type_str(x).s);
+  } else {
+    TRY(check_class(n, d, 0, TC_FLOAT));
+  }
   TRY(check_rank_at_least(n, d, 0, 3));
   int32_t ns = x->shape.rank - 2;
   struct lb_shape s = x->shape;
-  if (n->n_outputs > 1)
-    return lb_diag_error(d, LB_ERR_UNSUPPORTED, n, "the indices output of max_pool is not supported");
   if (n->op == LB_OP_GLOBAL_AVERAGE_POOL) {
     for (int32_t i = 0; i < ns; i++) s.dims[2 + i] = 1;
     set_out(n, 0, x->dtype, &s);
@@ -578,6 +603,12 @@ static enum lb_status infer_window(struct lb_graph *g, struct lb_node *n, struct
     TRY(window_dim(n, d, i, x->shape.dims[2 + i], k[i], st[i], dil[i], pads[i], pads[ns + i],
                    cm != 0, &s.dims[2 + i]));
   set_out(n, 0, x->dtype, &s);
+  if (n->op == LB_OP_MAX_POOL) {
+    /* optional output 1: i64 flat index into input 0 of each maximum */
+    int64_t so = 0;
+    TRY(need_bool_attr(n, d, "storage_order", 0, &so));
+    if (n->n_outputs > 1) set_out(n, 1, LB_DTYPE_I64, &s);
+  }
   return LB_OK;
 }
 

@@ -186,14 +186,15 @@ struct pool_case {
   int64_t k[3], strides[3], dil[3], pads[6];
   int ceil, cip;
   double lo, hi;
+  int indices, order; /* max_pool: the indices output, its storage_order */
 };
 
 static void run_pool(const struct pool_case *c) {
   struct lb_graph *g = lb_graph_new("pool");
   struct lb_value *x = input(g, "x", c->x);
-  struct lb_node *n = add_node(g, c->op, &x, 1, 1);
+  struct lb_node *n = add_node(g, c->op, &x, 1, c->indices ? 2 : 1);
   int ns = c->ns;
-  bool infer = lb_dtype_traits[c->dt].is_float;
+  if (c->indices) lb_node_set_attr_int(g, n, "storage_order", c->order);
   if (c->op != LB_OP_GLOBAL_AVERAGE_POOL) {
     int64_t st[3], dl[3], pd[6];
     for (int i = 0; i < ns; i++) {
@@ -208,25 +209,8 @@ static void run_pool(const struct pool_case *c) {
     lb_node_set_attr_ints(g, n, "pads", pd, 2 * ns);
     lb_node_set_attr_int(g, n, "ceil_mode", c->ceil);
     if (c->op == LB_OP_AVERAGE_POOL) lb_node_set_attr_int(g, n, "count_include_pad", c->cip);
-    if (!infer) {
-      /* int max_pool: infer only takes floats; type the output from an f32 twin */
-      struct lb_graph *g2 = lb_graph_new("twin");
-      struct lb_type xf = c->x;
-      xf.dtype = LB_DTYPE_F32;
-      struct lb_value *x2 = input(g2, "x", xf);
-      struct lb_node *n2 = add_node(g2, c->op, &x2, 1, 1);
-      lb_node_set_attr_ints(g2, n2, "kernel_shape", c->k, ns);
-      lb_node_set_attr_ints(g2, n2, "strides", st, ns);
-      lb_node_set_attr_ints(g2, n2, "dilations", dl, ns);
-      lb_node_set_attr_ints(g2, n2, "pads", pd, 2 * ns);
-      lb_node_set_attr_int(g2, n2, "ceil_mode", c->ceil);
-      finish_node(g2, n2, true);
-      n->outputs[0]->type = n2->outputs[0]->type;
-      n->outputs[0]->type.dtype = c->dt;
-      lb_graph_free(g2);
-    }
   }
-  finish_node(g, n, infer);
+  finish_node(g, n, true);
   struct run_opts ro = {.atol = 1e-5, .rtol = 1e-5, .lo = c->lo, .hi = c->hi};
   if (ro.lo == ro.hi) ro.lo = -1, ro.hi = 1;
   check_graph(g, n, &ro);
@@ -250,6 +234,24 @@ static void test_max_pool(void **state) {
   POOL(MAX_POOL, F64, 2, S(1, 3, 10, 30), .k = {3, 3}, .strides = {1, 2}, .pads = {1, 1, 1, 1});
   POOL(MAX_POOL, U8, 2, S(1, 3, 10, 40), .k = {3, 3}, .strides = {2, 2}, .pads = {1, 1, 1, 1}, .lo = 0, .hi = 255);
   POOL(MAX_POOL, I8, 2, S(1, 3, 10, 40), .k = {2, 2}, .pads = {1, 0, 1, 0}, .lo = -128, .hi = 127);
+}
+
+/* max_pool's indices output (scalar kernel): row- and column-major, 1-D to 3-D, pads,
+ * dilations, ceil_mode, integer ties (the first maximum wins), a parallel case */
+static void test_max_pool_indices(void **state) {
+  (void)state;
+  POOL(MAX_POOL, F32, 2, S(1, 1, 5, 5), .k = {5, 5}, .pads = {2, 2, 2, 2}, .indices = 1);
+  POOL(MAX_POOL, F32, 2, S(1, 1, 5, 5), .k = {2, 2}, .strides = {2, 2}, .indices = 1, .order = 1);
+  POOL(MAX_POOL, F32, 2, S(2, 3, 12, 10), .k = {2, 3}, .dil = {2, 3}, .pads = {0, 2, 1, 1}, .strides = {1, 2},
+       .indices = 1, .order = 1);
+  POOL(MAX_POOL, F32, 2, S(1, 2, 9, 9), .k = {3, 3}, .strides = {2, 2}, .ceil = 1, .indices = 1);
+  POOL(MAX_POOL, F32, 1, S(2, 3, 17), .k = {3}, .pads = {1, 2}, .indices = 1);
+  POOL(MAX_POOL, F64, 3, S(1, 2, 5, 6, 7), .k = {2, 2, 3}, .strides = {2, 1, 2}, .pads = {1, 0, 1, 0, 1, 1},
+       .indices = 1, .order = 1);
+  POOL(MAX_POOL, F32, 2, S(2, 8, 64, 64), .k = {3, 3}, .strides = {2, 2}, .pads = {1, 1, 1, 1}, .indices = 1);
+  POOL(MAX_POOL, U8, 2, S(1, 3, 10, 12), .k = {3, 3}, .pads = {1, 1, 1, 1}, .lo = 0, .hi = 3, .indices = 1);
+  POOL(MAX_POOL, I8, 2, S(1, 3, 10, 12), .k = {2, 2}, .pads = {1, 0, 1, 0}, .lo = -128, .hi = -126,
+       .indices = 1, .order = 1);
 }
 
 static void test_average_pool(void **state) {
@@ -583,6 +585,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_conv2d_pointwise),
       cmocka_unit_test(test_conv_1d_3d_f64),
       cmocka_unit_test(test_max_pool),
+      cmocka_unit_test(test_max_pool_indices),
       cmocka_unit_test(test_average_pool),
       cmocka_unit_test(test_global_average_pool),
       cmocka_unit_test(test_quantize_exact),

@@ -56,13 +56,13 @@ static void test_softmax(void **state) {
   }
 }
 
-static void layer_norm(struct lb_type t, int64_t axis, bool bias, bool cscale) {
+static void layer_norm_n(struct lb_type t, int64_t axis, bool bias, bool cscale, int nout) {
   struct lb_graph *g = lb_graph_new("ln");
   struct lb_type pt = {.dtype = t.dtype, .shape = {.rank = (int32_t)(t.shape.rank - axis)}};
   for (int d = (int)axis; d < t.shape.rank; d++) pt.shape.dims[d - axis] = t.shape.dims[d];
   struct lb_value *ins[3] = {input(g, "x", t), cscale ? cconst(g, "s", pt, 0.5, 1.5) : input(g, "s", pt),
                              bias ? cconst(g, "b", pt, -1, 1) : NULL};
-  struct lb_node *n = mk(g, LB_OP_LAYER_NORM, 3, ins, 1);
+  struct lb_node *n = mk(g, LB_OP_LAYER_NORM, 3, ins, nout);
   lb_node_set_attr_int(g, n, "axis", axis);
   lb_node_set_attr_float(g, n, "epsilon", 1e-5);
   finish(g, n);
@@ -71,8 +71,17 @@ static void layer_norm(struct lb_type t, int64_t axis, bool bias, bool cscale) {
   lb_graph_free(g);
 }
 
+static void layer_norm(struct lb_type t, int64_t axis, bool bias, bool cscale) {
+  layer_norm_n(t, axis, bias, cscale, 1);
+}
+
 static void test_layer_norm(void **state) {
   (void)state;
+  /* with the mean and inv-std-dev outputs (f32) */
+  layer_norm_n(TY(F32, 4, 33), 1, true, true, 3);
+  layer_norm_n(TY(F32, 2, 3, 5, 7), 0, true, false, 3);
+  layer_norm_n(TY(F32, 128, 768), 1, false, true, 3);
+  layer_norm_n(TY(F64, 3, 4, 9), 2, true, true, 3);
   layer_norm(TY(F32, 4, 768), 1, true, true);
   layer_norm(TY(F32, 4, 33), 1, false, false);
   layer_norm(TY(F32, 2, 3, 5, 7), 2, true, false);
@@ -99,12 +108,38 @@ static void test_batch_norm(void **state) {
   }
 }
 
+/* training_mode=1: batch statistics; 1 to 3 outputs; f32 and f64; rank 2 and 4; parallel */
+static void batch_norm_train(struct lb_type xt, int nout, double momentum) {
+  struct lb_graph *g = lb_graph_new("bnt");
+  struct lb_type pt = {.dtype = xt.dtype, .shape = {.rank = 1, .dims = {xt.shape.dims[1]}}};
+  struct lb_value *ins[5] = {input(g, "x", xt), input(g, "s", pt), cconst(g, "b", pt, -1, 1),
+                             input(g, "m", pt), cconst(g, "v", pt, 0.5, 2)};
+  struct lb_node *n = mk(g, LB_OP_BATCH_NORM, 5, ins, nout);
+  lb_node_set_attr_float(g, n, "epsilon", 1e-3);
+  lb_node_set_attr_int(g, n, "training_mode", 1);
+  lb_node_set_attr_float(g, n, "momentum", momentum);
+  finish(g, n);
+  struct run_opts ro = {.atol = 2e-5, .rtol = 2e-5, .lo = -2, .hi = 3};
+  check_graph(g, n, &ro);
+  lb_graph_free(g);
+}
+
+static void test_batch_norm_training(void **state) {
+  (void)state;
+  batch_norm_train(TY(F32, 2, 3, 4, 5), 3, 0.9);
+  batch_norm_train(TY(F32, 7, 5), 1, 0.9);
+  batch_norm_train(TY(F32, 4, 6, 33), 2, 0.5);
+  batch_norm_train(TY(F64, 3, 2, 5, 5), 3, 0.1);
+  batch_norm_train(TY(F32, 8, 64, 32, 32), 3, 0.9); /* parallel over channels */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reduce_ops),
       cmocka_unit_test(test_softmax),
       cmocka_unit_test(test_layer_norm),
       cmocka_unit_test(test_batch_norm),
+      cmocka_unit_test(test_batch_norm_training),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

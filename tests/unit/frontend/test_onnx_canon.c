@@ -405,10 +405,31 @@ static void test_conv_pool(void **state) {
   assert_int_equal(lb_node_attr_int(p, "count_include_pad", -1), 0);
   assert_int_equal(lb_node_attr_int(p, "ceil_mode", -1), 0);
   lb_graph_free(g);
+  /* Indices used: a second i64 output and storage_order; unused: one output */
   m = one_node(17, "1,1,6,6", "MaxPool", "x", "y,idx", &n);
   mb_attr_ints(m, n, "kernel_shape", NINTS(2, 2));
+  mb_attr_i(m, n, "storage_order", 1);
   mb_output(m, "idx");
-  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "Indices");
+  g = load_ok(m, NULL);
+  p = producer_of(g, "idx");
+  assert_int_equal(p->op, LB_OP_MAX_POOL);
+  assert_int_equal(p->n_outputs, 2);
+  assert_int_equal(lb_node_attr_int(p, "storage_order", -1), 1);
+  assert_int_equal(lb_graph_find_value(g, "idx")->type.dtype, LB_DTYPE_I64);
+  assert_shape(lb_graph_find_value(g, "idx"), 4, INTS(1, 1, 5, 5));
+  lb_graph_free(g);
+  m = one_node(17, "1,1,6,6", "MaxPool", "x", "y,idx", &n);
+  mb_attr_ints(m, n, "kernel_shape", NINTS(2, 2));
+  g = load_ok(m, NULL);
+  p = producer_of(g, "y");
+  assert_int_equal(p->n_outputs, 1);
+  assert_null(lb_node_attr(p, "storage_order"));
+  lb_graph_free(g);
+  m = one_node(17, "1,1,6,6", "MaxPool", "x", "y,idx", &n);
+  mb_attr_ints(m, n, "kernel_shape", NINTS(2, 2));
+  mb_attr_i(m, n, "storage_order", 3);
+  mb_output(m, "idx");
+  load_fails(m, NULL, LB_ERR_INVALID, "storage_order must be 0 or 1");
 }
 
 static void test_reshape_forms(void **state) {
@@ -476,6 +497,25 @@ static void test_misc_forms(void **state) {
   assert_int_equal(lb_node_attr_int(producer_of(g, "ga"), "axis", -1), 1);
   lb_graph_free(g);
 
+  /* Dropout in training mode is random: refused, not compiled as identity */
+  m = mb_new(13);
+  mb_input(m, "x", T_F32, "3");
+  mb_init_f32(m, "ratio", "", (float[1]){0.5f});
+  mb_add_init(m, mb_raw(m, "train", T_BOOL, "", (uint8_t[1]){1}, 1));
+  mb_node(m, "Dropout", "drop", "x,ratio,train", "y");
+  mb_output(m, "y");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "training mode");
+  /* ... unless its ratio is 0, which keeps everything */
+  m = mb_new(13);
+  mb_input(m, "x", T_F32, "3");
+  mb_init_f32(m, "ratio", "", (float[1]){0.0f});
+  mb_add_init(m, mb_raw(m, "train", T_BOOL, "", (uint8_t[1]){1}, 1));
+  mb_node(m, "Dropout", "drop", "x,ratio,train", "y");
+  mb_output(m, "y");
+  g = load_ok(m, NULL);
+  assert_int_equal(producer_of(g, "y")->op, LB_OP_IDENTITY);
+  lb_graph_free(g);
+
   m = mb_new(10);
   mb_input(m, "x", T_F32, "3");
   n = mb_node(m, "Clip", "clip", "x", "y");
@@ -495,7 +535,139 @@ static void test_misc_forms(void **state) {
   mb_node(m, "Neg", "neg", "mean", "z");
   mb_output(m, "y");
   mb_output(m, "z");
-  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "output 1 (Mean, \"mean\") is used");
+  g = load_ok(m, NULL); /* Mean used: layer_norm with its 3 outputs (InvStdDev named fresh) */
+  struct lb_node *ln = producer_of(g, "mean");
+  assert_int_equal(ln->op, LB_OP_LAYER_NORM);
+  assert_int_equal(ln->n_outputs, 3);
+  assert_int_equal(ln->outputs[1]->type.dtype, LB_DTYPE_F32);
+  assert_shape(ln->outputs[1], 2, INTS(2, 1));
+  assert_shape(ln->outputs[2], 2, INTS(2, 1));
+  lb_graph_free(g);
+  m = mb_new(17);
+  mb_input(m, "x", T_F32, "2,4");
+  mb_init_f32(m, "s", "4", (float[4]){1, 1, 1, 1});
+  n = mb_node(m, "LayerNormalization", "ln", "x,s", "y,,istd");
+  mb_attr_i(m, n, "stash_type", 11);
+  mb_output(m, "y");
+  mb_output(m, "istd");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "stash_type 11 is not supported");
+
+  /* BatchNormalization training_mode=1 (opset 15): batch statistics, running mean/var */
+  m = mb_new(15);
+  mb_input(m, "x", T_F32, "2,3,4");
+  for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"s", "b", "m", "v"};
+    mb_init_f32(m, names[i], "3", (float[3]){1, 1, 1});
+  }
+  n = mb_node(m, "BatchNormalization", "bn", "x,s,b,m,v", "y,rm,rv");
+  mb_attr_i(m, n, "training_mode", 1);
+  mb_output(m, "y");
+  mb_output(m, "rv");
+  g = load_ok(m, NULL);
+  struct lb_node *bn = producer_of(g, "rv");
+  assert_int_equal(bn->op, LB_OP_BATCH_NORM);
+  assert_int_equal(bn->n_outputs, 3);
+  assert_int_equal(lb_node_attr_int(bn, "training_mode", 0), 1);
+  assert_true(lb_node_attr_float(bn, "momentum", 0) == 0.9);
+  assert_shape(bn->outputs[2], 1, INTS(3));
+  lb_graph_free(g);
+  /* opset 9: extra outputs mean training, which lowbit refuses when they are used */
+  m = mb_new(9);
+  mb_input(m, "x", T_F32, "2,3,4");
+  for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"s", "b", "m", "v"};
+    mb_init_f32(m, names[i], "3", (float[3]){1, 1, 1});
+  }
+  mb_node(m, "BatchNormalization", "bn", "x,s,b,m,v", "y,rm");
+  mb_output(m, "y");
+  mb_output(m, "rm");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "output 1 (a training output");
+  /* opset 6: is_test=0 (the default) is training mode: batch statistics */
+  m = mb_new(6);
+  mb_input(m, "x", T_F32, "2,3,4");
+  for (int i = 0; i < 4; i++) {
+    static const char *const names[] = {"s", "b", "m", "v"};
+    mb_init_f32(m, names[i], "3", (float[3]){1, 1, 1});
+  }
+  mb_node(m, "BatchNormalization", "bn", "x,s,b,m,v", "y");
+  n = mb_node(m, "BatchNormalization", "bn2", "x,s,b,m,v", "y2");
+  mb_attr_i(m, n, "is_test", 1);
+  mb_output(m, "y");
+  mb_output(m, "y2");
+  g = load_ok(m, NULL);
+  assert_int_equal(lb_node_attr_int(producer_of(g, "y"), "training_mode", 0), 1);
+  assert_null(lb_node_attr(producer_of(g, "y2"), "training_mode"));
+  lb_graph_free(g);
+}
+
+/* Opsets below 7: the binary ops' broadcast/axis attributes, Concat-1's default axis,
+ * Cast-1's string 'to'. */
+static void test_old_opsets(void **state) {
+  (void)state;
+  struct mb *m = mb_new(1);
+  mb_input(m, "x", T_F32, "2,3,4");
+  mb_input(m, "b", T_F32, "3");
+  Onnx__NodeProto *n = mb_node(m, "Add", "add", "x,b", "y");
+  mb_attr_i(m, n, "broadcast", 1);
+  mb_attr_i(m, n, "axis", 1);
+  mb_output(m, "y");
+  struct lb_graph *g = load_ok(m, NULL); /* b is reshaped to [3,1] so numpy aligns it at dim 1 */
+  struct lb_node *add = producer_of(g, "y");
+  assert_int_equal(add->op, LB_OP_ADD);
+  assert_int_equal(add->inputs[1]->producer->op, LB_OP_RESHAPE);
+  assert_shape(add->inputs[1], 2, INTS(3, 1));
+  assert_shape(add->outputs[0], 3, INTS(2, 3, 4));
+  lb_graph_free(g);
+  m = mb_new(6);
+  mb_input(m, "x", T_F32, "2,3,4");
+  mb_input(m, "b", T_F32, "4");
+  n = mb_node(m, "Mul", "mul", "x,b", "y");
+  mb_attr_i(m, n, "broadcast", 1);
+  mb_output(m, "y");
+  g = load_ok(m, NULL); /* no axis: suffix alignment, numpy's */
+  assert_int_equal(producer_of(g, "y")->inputs[1], lb_graph_find_value(g, "b"));
+  lb_graph_free(g);
+  m = mb_new(6);
+  mb_input(m, "x", T_F32, "2,3,4");
+  mb_input(m, "b", T_F32, "4");
+  mb_node(m, "Sub", "sub", "x,b", "y");
+  mb_output(m, "y");
+  load_fails(m, NULL, LB_ERR_INVALID, "need broadcast=1");
+  m = mb_new(6);
+  mb_input(m, "x", T_F32, "3");
+  mb_input(m, "b", T_F32, "2,3");
+  n = mb_node(m, "Div", "div", "x,b", "y");
+  mb_attr_i(m, n, "broadcast", 1);
+  mb_output(m, "y");
+  load_fails(m, NULL, LB_ERR_INVALID, "must not have a higher rank");
+  m = mb_new(3);
+  mb_input(m, "x", T_F32, "2,3");
+  mb_node(m, "Concat", "cat", "x,x", "y");
+  mb_output(m, "y");
+  g = load_ok(m, NULL);
+  assert_int_equal(lb_node_attr_int(producer_of(g, "y"), "axis", -1), 1);
+  lb_graph_free(g);
+  m = mb_new(1);
+  mb_input(m, "x", T_F32, "2");
+  n = mb_node(m, "Cast", "cast", "x", "y");
+  mb_attr_s(m, n, "to", "INT64");
+  mb_output(m, "y");
+  g = load_ok(m, NULL);
+  assert_string_equal(lb_node_attr_string(producer_of(g, "y"), "to", ""), "i64");
+  lb_graph_free(g);
+  m = mb_new(1);
+  mb_input(m, "x", T_F32, "2");
+  n = mb_node(m, "Cast", "cast", "x", "y");
+  mb_attr_s(m, n, "to", "STRING");
+  mb_output(m, "y");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "cast to element type 8 is not supported");
+  m = mb_new(1);
+  mb_input(m, "x", T_F32, "1,2,3,3");
+  mb_node(m, "GlobalAveragePool", "gap", "x", "y");
+  mb_output(m, "y");
+  g = load_ok(m, NULL);
+  assert_int_equal(g->opset, 1);
+  lb_graph_free(g);
 }
 
 /* Shape -> Gather -> Unsqueeze -> Concat -> Reshape, as TorchScript exports it:
@@ -563,7 +735,7 @@ int main(void) {
       cmocka_unit_test(test_softmax_forms), cmocka_unit_test(test_conv_pool),
       cmocka_unit_test(test_reshape_forms), cmocka_unit_test(test_misc_forms),
       cmocka_unit_test(test_shape_folding), cmocka_unit_test(test_all_const_folds),
-      cmocka_unit_test(test_pad_forms),
+      cmocka_unit_test(test_pad_forms),     cmocka_unit_test(test_old_opsets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

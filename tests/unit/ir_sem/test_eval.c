@@ -342,6 +342,32 @@ static void test_norm(void **s) {
   y = eval1(G, n);
   CHECK_F32(y, -0.999995f, 0, 0.999995f, -0.22474074f, 1, 2.2247407f);
   free(y);
+  /* layer_norm's mean and inv-std-dev outputs: per row of [2,1,3] at axis 1, shape [2,1,1] */
+  n = MK(G, LAYER_NORM, 3, CF("lx2", TY(F32, 2, 1, 3), 1, 2, 3, 4, 6, 8),
+         CF("ls2", TY(F32, 1, 3), 1, 2, 1));
+  lb_node_set_attr_int(G, n, "axis", 1);
+  lb_node_set_attr_float(G, n, "epsilon", 0);
+  void *lo[3];
+  assert_int_equal(eval_node(G, n, lo, NULL), LB_OK);
+  CHECK_F32(lo[0], -r, 0, r, -r, 0, r);
+  CHECK_F32(lo[1], 2, 6);
+  CHECK_F32(lo[2], r, r / 2);
+  for (int i = 0; i < 3; i++) free(lo[i]);
+  /* batch_norm training_mode=1: batch statistics per channel over dims 0, 2, 3
+   * (channel 0: -1 0 1 4 -> mean 1, var 3.5; channel 1: 2 3 4 7 -> mean 4, var 3.5) */
+  struct lb_value *tx = CF("tx", TY(F32, 2, 2, 1, 2), -1, 0, 2, 3, 1, 4, 4, 7);
+  n = MK(G, BATCH_NORM, 3, tx, CF("ts", TY(F32, 2), 1, 2), CF("tb", TY(F32, 2), 0, 1),
+         CF("tm", TY(F32, 2), 10, 20), CF("tv", TY(F32, 2), 1, 2));
+  lb_node_set_attr_int(G, n, "training_mode", 1);
+  lb_node_set_attr_float(G, n, "momentum", 0.75);
+  lb_node_set_attr_float(G, n, "epsilon", 0.5);
+  void *bo[3];
+  assert_int_equal(eval_node(G, n, bo, NULL), LB_OK);
+  float k = 0.5f; /* 1/sqrt(3.5 + 0.5) */
+  CHECK_F32(bo[0], -2 * k, -k, 2 * -2 * k + 1, 2 * -k + 1, 0, 3 * k, 2 * 0 + 1, 2 * 3 * k + 1);
+  CHECK_F32(bo[1], 10 * 0.75f + 1 * 0.25f, 20 * 0.75f + 4 * 0.25f);
+  CHECK_F32(bo[2], 1 * 0.75f + 3.5f * 0.25f, 2 * 0.75f + 3.5f * 0.25f);
+  for (int i = 0; i < 3; i++) free(bo[i]);
 }
 
 /* ---- matmul family ---- */
@@ -514,6 +540,51 @@ static void test_pool(void **s) {
   y = eval1(G, MK(G, GLOBAL_AVERAGE_POOL, 1, CF("g", TY(F32, 1, 2, 2, 1), 1, 2, 3, 5)));
   CHECK_F32(y, 1.5f, 4);
   free(y);
+  /* indices: onnx test_maxpool_with_argmax_2d_precomputed_pads (row-major) */
+  n = MK(G, MAX_POOL, 2, b);
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(5, 5));
+  lb_node_set_attr_ints(G, n, "pads", INTS(2, 2, 2, 2));
+  void *o[2];
+  assert_int_equal(eval_node(G, n, o, NULL), LB_OK);
+  CHECK_INTS(int64_t, o[1], 12, 13, 14, 14, 14, 17, 18, 19, 19, 19, 22, 23, 24, 24, 24, 22, 23, 24,
+             24, 24, 22, 23, 24, 24, 24);
+  free(o[0]);
+  free(o[1]);
+  /* ..._precomputed_strides with storage_order 1 (column-major) */
+  n = MK(G, MAX_POOL, 2, b);
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2, 2));
+  lb_node_set_attr_ints(G, n, "strides", INTS(2, 2));
+  lb_node_set_attr_int(G, n, "storage_order", 1);
+  assert_int_equal(eval_node(G, n, o, NULL), LB_OK);
+  CHECK_F32(o[0], 7, 9, 17, 19);
+  CHECK_INTS(int64_t, o[1], 6, 16, 8, 18);
+  free(o[0]);
+  free(o[1]);
+  /* two planes, ties (the first maximum wins), NaN skipped, an all-NaN window gives -1 */
+  n = MK(G, MAX_POOL, 2, CF("mi", TY(F32, 1, 2, 4), 3, 3, NAN, 1, NAN, NAN, 2, 5));
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2));
+  lb_node_set_attr_ints(G, n, "strides", INTS(2));
+  assert_int_equal(eval_node(G, n, o, NULL), LB_OK);
+  CHECK_F32(o[0], 3, 1, -INFINITY, 5);
+  CHECK_INTS(int64_t, o[1], 0, 3, -1, 7);
+  free(o[0]);
+  free(o[1]);
+  /* u8 and i8 (onnx test_maxpool_2d_uint8: 5x5 iota, k5 pads 2) */
+  uint8_t u25[25];
+  for (int i = 0; i < 25; i++) u25[i] = (uint8_t)(i + 1);
+  n = MK(G, MAX_POOL, 1, cst(G, "u", TY(U8, 1, 1, 5, 5), u25));
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(5, 5));
+  lb_node_set_attr_ints(G, n, "pads", INTS(2, 2, 2, 2));
+  uint8_t *yu = eval1(G, n);
+  CHECK_INTS(uint8_t, yu, 13, 14, 15, 15, 15, 18, 19, 20, 20, 20, 23, 24, 25, 25, 25, 23, 24, 25, 25,
+             25, 23, 24, 25, 25, 25);
+  free(yu);
+  n = MK(G, MAX_POOL, 1, cst(G, "i8", TY(I8, 1, 1, 4), (int8_t[]){-128, -100, 127, -1}));
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2));
+  lb_node_set_attr_ints(G, n, "strides", INTS(2));
+  int8_t *yi = eval1(G, n);
+  CHECK_INTS(int8_t, yi, -100, 127);
+  free(yi);
 }
 
 /* ---- data movement ---- */

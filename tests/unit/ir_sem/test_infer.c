@@ -134,12 +134,36 @@ static void test_norm(void **s) {
   infer_fails(G, n, LB_ERR_INVALID, "input 1 (scale) has type f32[4,3] but must broadcast to the normalized shape [3,4]");
   n = MK(G, LAYER_NORM, 3, x, sc);
   lb_node_set_attr_int(G, n, "axis", 1);
-  infer_fails(G, n, LB_ERR_UNSUPPORTED, "only the first output");
+  infer_ok(G, n); /* mean and inv_std_dev: f32, dims[:axis] + 1s */
+  expect_type(n->outputs[0], TY(F32, 2, 3, 4));
+  expect_type(n->outputs[1], TY(F32, 2, 1, 1));
+  expect_type(n->outputs[2], TY(F32, 2, 1, 1));
+  n = MK(G, LAYER_NORM, 3, input(G, "xd", TY(F64, 2, 3)), input(G, "sd", TY(F64, 3)));
+  infer_ok(G, n); /* default axis: the last */
+  expect_type(n->outputs[1], TY(F32, 2, 1));
+  n = MK(G, LAYER_NORM, 2, x, sc);
+  lb_node_set_attr_int(G, n, "axis", 1);
+  infer_fails(G, n, LB_ERR_INVALID, "layer_norm makes 1 (y) or 3");
+  infer_fails(G, MK(G, SOFTMAX, 2, x), LB_ERR_INVALID, "has 2 outputs");
 
   struct lb_value *c3 = input(G, "c3", TY(F32, 3)), *c4 = input(G, "c4", TY(F32, 4));
   n = MK(G, BATCH_NORM, 1, x, c3, c3, c3, c3);
   infer_ok(G, n);
   expect_type(n->outputs[0], TY(F32, 2, 3, 4));
+  /* training_mode=1: outputs 1, 2 are the running mean / var, [C] */
+  n = MK(G, BATCH_NORM, 3, x, c3, c3, c3, c3);
+  infer_fails(G, n, LB_ERR_INVALID, "makes 1 unless training_mode=1");
+  lb_node_set_attr_int(G, n, "training_mode", 1);
+  lb_node_set_attr_float(G, n, "momentum", 0.9);
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 2, 3, 4));
+  expect_type(n->outputs[1], TY(F32, 3));
+  expect_type(n->outputs[2], TY(F32, 3));
+  lb_node_set_attr_int(G, n, "training_mode", 2);
+  infer_fails(G, n, LB_ERR_INVALID, "training_mode=2 must be 0 or 1");
+  n = MK(G, BATCH_NORM, 1, x, c3, c3, c3, c3);
+  lb_node_set_attr_float(G, n, "momentum", 0.9);
+  infer_fails(G, n, LB_ERR_INVALID, "'momentum' needs training_mode=1");
   infer_fails(G, MK(G, BATCH_NORM, 1, x, c3, c3, c4, c3), LB_ERR_INVALID,
               "input 3 (mean) has type f32[4] but must be [3]");
 }
@@ -247,9 +271,29 @@ static void test_conv_pool(void **s) {
   lb_node_set_attr_int(G, n, "ceil_mode", 1);
   infer_ok(G, n);
   expect_type(n->outputs[0], TY(F32, 1, 1, 3));
-  n = MK(G, MAX_POOL, 2, p);
+  n = MK(G, MAX_POOL, 2, p); /* indices: i64 of the output's shape */
   lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2, 2));
-  infer_fails(G, n, LB_ERR_UNSUPPORTED, "indices output");
+  lb_node_set_attr_int(G, n, "storage_order", 1);
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 1, 1, 3, 3));
+  expect_type(n->outputs[1], TY(I64, 1, 1, 3, 3));
+  lb_node_set_attr_int(G, n, "storage_order", 2);
+  infer_fails(G, n, LB_ERR_INVALID, "storage_order=2 must be 0 or 1");
+  infer_fails(G, MK(G, AVERAGE_POOL, 2, p), LB_ERR_INVALID, "has 2 outputs");
+  /* max_pool also takes u8 / i8; average_pool does not */
+  n = MK(G, MAX_POOL, 1, input(G, "pu", TY(U8, 1, 1, 4, 4)));
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2, 2));
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(U8, 1, 1, 3, 3));
+  n = MK(G, MAX_POOL, 1, input(G, "pi", TY(I8, 1, 1, 4, 4)));
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2, 2));
+  infer_ok(G, n);
+  n = MK(G, MAX_POOL, 1, input(G, "pi32", TY(I32, 1, 1, 4, 4)));
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2, 2));
+  infer_fails(G, n, LB_ERR_INVALID, "max_pool needs a float type (f32, f64, f16, bf16), u8 or i8");
+  n = MK(G, AVERAGE_POOL, 1, input(G, "pu2", TY(U8, 1, 1, 4, 4)));
+  lb_node_set_attr_ints(G, n, "kernel_shape", INTS(2, 2));
+  infer_fails(G, n, LB_ERR_INVALID, "needs a float type");
   n = MK(G, GLOBAL_AVERAGE_POOL, 1, x);
   infer_ok(G, n);
   expect_type(n->outputs[0], TY(F32, 1, 4, 1, 1));
