@@ -303,7 +303,10 @@ enum lb_status lb_cg_build_module(struct lb_cg *cg, const struct lb_cg_target *t
     for (int o = 0; o < n->n_outputs; o++) {
       struct lb_value *v = n->outputs[o];
       if (n->op == LB_OP_CONST) {
-        if (n->blob < 0) return lb_diag_error(d, LB_ERR_INVALID, n, "const without data");
+        if (n->blob < 0) {
+          free(vals);
+          return lb_diag_error(d, LB_ERR_INVALID, n, "const without data");
+        }
         vals[v->id] = blob_global(cg, n->blob);
         continue;
       }
@@ -313,6 +316,7 @@ enum lb_status lb_cg_build_module(struct lb_cg *cg, const struct lb_cg_target *t
       if (ko >= 0) {
         vals[v->id] = lb_cg_load_ty(cg, cg->t_ptr, p_out, lb_cg_i64(cg, ko), 8);
       } else if (v->mem_offset < 0) {
+        free(vals);
         return lb_diag_error(d, LB_ERR_INVALID, n,
                              "internal error: value \"%s\" has no activation offset (run plan-memory first)",
                              v->name);

@@ -49,6 +49,10 @@ mkdir -p build-asan
 step build-asan build build-asan -DCMAKE_BUILD_TYPE=Debug -DLOWBIT_SANITIZE=ON
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 step unit+lit-asan ctest --test-dir build-asan -j"$JOBS" --output-on-failure
+# The compiler itself under the sanitizers on every conformance case and model.
+step conformance-asan $PY tests/conformance/run.py --lowbit "$ROOT/build-asan/bin/lowbit" \
+  --data build/onnx-node-tests --expected tests/conformance/expected_pass.txt --jobs "$JOBS"
+step e2e-asan $PY tests/e2e/run.py --lowbit "$ROOT/build-asan/bin/lowbit" --models tests/fixtures/e2e
 
 echo
 [ -n "$failures" ] && echo "failed steps:$failures"

@@ -234,6 +234,15 @@ static enum lb_status write_ir_file(const struct lb_graph *g, const char *path, 
   return LB_OK;
 }
 
+static void free_compile_args(struct compile_args *a) {
+  for (int i = 0; i < a->n_dims; i++) free((char *)a->dims[i].name);
+  for (int i = 0; i < a->n_binds; i++) free((char *)a->binds[i].name);
+  free(a->dims);
+  free(a->binds);
+  free(a->print_before.items);
+  free(a->print_after.items);
+}
+
 static int report(struct lb_diag *d, enum lb_status st) {
   if (d->text) fputs(d->text, stderr);
   if (st != LB_OK && !d->text) fprintf(stderr, "lowbit: error: %s\n", lb_status_name(st));
@@ -294,6 +303,7 @@ static int cmd_compile(int argc, char **argv) {
   lb_graph_free(g);
   if (a.verbose && d.text) fputs(d.text, stderr); /* notes, e.g. the memory plan */
   lb_diag_free(&d);
+  free_compile_args(&a);
   return 0;
 
 fail:
@@ -301,6 +311,7 @@ fail:
   {
     int rc = report(&d, st);
     lb_diag_free(&d);
+    free_compile_args(&a);
     return rc;
   }
 }

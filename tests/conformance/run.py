@@ -208,6 +208,7 @@ def write_report(path, outcomes, args, counts, elapsed):
 def run_all(args):
     lowbit = os.path.abspath(args.lowbit) if os.sep in args.lowbit else args.lowbit
     args.lowbit = lowbit
+    args.data = os.path.abspath(args.data)  # cases run in temp dirs
     t0 = time.time()
     cases = find_cases(args.data, args.filter)
     if args.in_scope:
