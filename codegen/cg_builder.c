@@ -353,7 +353,10 @@ void lb_cg_par_end(struct lb_cg *cg, struct lb_cg_par *p) {
     LLVMTypeRef tparams[3] = {cg->t_ptr, cg->t_i64, cg->t_i64};
     LLVMTypeRef tty = LLVMFunctionType(cg->t_void, tparams, 3, 0);
     char buf[128];
-    snprintf(buf, sizeof buf, "%s.task.%d", cg->model, cg->counter++);
+    /* named after its kernel (model.kN.op.M.par) so profiles show which node runs */
+    size_t outer_len;
+    const char *outer = LLVMGetValueName2(p->outer_fn, &outer_len);
+    snprintf(buf, sizeof buf, "%.*s.par", (int)(outer_len < 100 ? outer_len : 100), outer);
     p->task_fn = LLVMAddFunction(cg->mod, buf, tty);
     LLVMSetLinkage(p->task_fn, LLVMInternalLinkage);
     add_fn_attr(cg, p->task_fn, "nounwind");

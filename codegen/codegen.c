@@ -200,6 +200,10 @@ static enum lb_status emit_kernel(struct lb_cg *cg, struct lb_node *n, int idx, 
   snprintf(name, sizeof name, "k%d.%s", idx, lb_op_info[n->op].ir_name);
   int np = n->n_inputs + n->n_outputs;
   LLVMValueRef kfn = lb_cg_new_fn(cg, name, np, 0);
+  /* Kernels stay separate functions: inlining thousands of loop nests into
+   * <model>_run gains nothing and makes O3 superlinear on big graphs. */
+  LLVMAddAttributeAtIndex(kfn, LLVMAttributeFunctionIndex,
+                          LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
   LLVMValueRef saved = cg->fn;
   cg->fn = kfn;
   LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(cg->b);
