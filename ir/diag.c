@@ -51,6 +51,12 @@ static void diag_append(struct lb_diag *d, const char *s, size_t n) {
   d->text[d->len] = 0;
 }
 
+void lb_diag_append_error(struct lb_diag *d, enum lb_status st, const char *text, size_t n) {
+  if (d->status == LB_OK) d->status = st;
+  d->count++;
+  diag_append(d, text, n);
+}
+
 static void diag_vappendf(struct lb_diag *d, const char *fmt, va_list ap) {
   char buf[1024];
   va_list ap2;

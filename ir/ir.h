@@ -53,6 +53,9 @@ enum lb_status lb_diag_error(struct lb_diag *d, enum lb_status st, const struct 
                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 enum lb_status lb_diag_errorv(struct lb_diag *d, enum lb_status st, const struct lb_node *node,
                               const char *fmt, va_list ap);
+/* Adds an error whose text the caller formatted completely (with its own
+ * position prefix and trailing newline), e.g. the IR parser's caret display. */
+void lb_diag_append_error(struct lb_diag *d, enum lb_status st, const char *text, size_t n);
 void lb_diag_note(struct lb_diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *lb_status_name(enum lb_status st);
 

@@ -173,22 +173,6 @@ static const char *shown(struct parser *p, const char *prefix, const char *s) {
   return lb_arena_strdup(&p->g->arena, p->tmp.s);
 }
 
-/* Appends a finished message to the diagnostics (which has no raw append). */
-static void diag_append(struct lb_diag *d, enum lb_status st, const char *s, size_t n) {
-  if (d->status == LB_OK) d->status = st;
-  d->count++;
-  if (d->len + n + 1 > d->cap) {
-    size_t cap = d->cap ? d->cap * 2 : 256;
-    while (cap < d->len + n + 1) cap *= 2;
-    char *t = realloc(d->text, cap);
-    if (!t) abort();
-    d->text = t;
-    d->cap = cap;
-  }
-  memcpy(d->text + d->len, s, n);
-  d->len += n;
-  d->text[d->len] = 0;
-}
 
 /* file:line:col: error: msg, then the line (at most ~160 columns of it
  * around the error) and a caret under the offending byte. */
@@ -221,7 +205,7 @@ static _Noreturn void verror_at(struct parser *p, size_t pos, enum lb_status st,
   if (from > line_start) sb_putn(m, "   ", 3);
   for (size_t i = from; i < pos; i++) sb_putc(m, p->src[i] == '\t' ? '\t' : ' ');
   sb_putn(m, "^\n", 2);
-  diag_append(p->d, st, m->s, m->len);
+  lb_diag_append_error(p->d, st, m->s, m->len);
   p->status = st;
   longjmp(p->fail, 1);
 }
