@@ -26,4 +26,8 @@ enum lbrt_status lbrt_fail(enum lbrt_status st, char *err, size_t errlen, const 
 /* LBRT_DATA_ALIGN-aligned buffer of at least max(nbytes, 1) bytes, or NULL. */
 void *lbrt_data_alloc(int64_t nbytes);
 
+/* Checks that t's dtype is known and its dims agree with t->nbytes (before
+ * writing it); LBRT_ERR_ARG with a message otherwise. */
+enum lbrt_status lbrt_tensor_check(const struct lbrt_tensor *t, char *err, size_t errlen);
+
 #endif

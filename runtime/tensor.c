@@ -271,3 +271,12 @@ enum lbrt_status lbrt_tensor_write(const char *path, const struct lbrt_tensor *t
   }
   return LBRT_OK;
 }
+
+enum lbrt_status lbrt_tensor_check(const struct lbrt_tensor *t, char *err, size_t errlen) {
+  int64_t esize = lbrt_dtype_size(t->dtype), nbytes;
+  if (esize == 0)
+    return lbrt_fail(LBRT_ERR_ARG, err, errlen, "unsupported dtype %d", (int)t->dtype);
+  if (lbrt_shape_count(t->rank, t->dims, esize, NULL, &nbytes) != LBRT_OK || nbytes != t->nbytes)
+    return lbrt_fail(LBRT_ERR_ARG, err, errlen, "inconsistent tensor shape and size");
+  return LBRT_OK;
+}

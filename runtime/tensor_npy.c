@@ -211,11 +211,8 @@ enum lbrt_status lbrt_tensor_npy_decode(const uint8_t *buf, size_t len, struct l
 
 enum lbrt_status lbrt_tensor_npy_header(const struct lbrt_tensor *t, uint8_t *hdr, size_t cap,
                                         size_t *len, char *err, size_t errlen) {
-  int64_t esize = lbrt_dtype_size(t->dtype), nbytes;
-  if (esize == 0)
-    return lbrt_fail(LBRT_ERR_ARG, err, errlen, "unsupported dtype %d", (int)t->dtype);
-  if (lbrt_shape_count(t->rank, t->dims, esize, NULL, &nbytes) != LBRT_OK || nbytes != t->nbytes)
-    return lbrt_fail(LBRT_ERR_ARG, err, errlen, "inconsistent tensor shape and size");
+  enum lbrt_status st = lbrt_tensor_check(t, err, errlen);
+  if (st != LBRT_OK) return st;
   const char *descr = NULL;
   for (size_t i = 0; i < sizeof npy_types / sizeof npy_types[0]; i++)
     if (npy_types[i].dtype == t->dtype) descr = npy_types[i].descr;
@@ -225,7 +222,7 @@ enum lbrt_status lbrt_tensor_npy_header(const struct lbrt_tensor *t, uint8_t *hd
 
   char dict[512];
   int n = snprintf(dict, sizeof dict, "{'descr': '%c%s', 'fortran_order': False, 'shape': (",
-                   esize == 1 ? '|' : '<', descr);
+                   lbrt_dtype_size(t->dtype) == 1 ? '|' : '<', descr);
   for (int32_t i = 0; i < t->rank; i++)
     n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s", (long long)t->dims[i],
                   t->rank == 1 ? "," : i + 1 < t->rank ? ", " : "");

@@ -436,11 +436,8 @@ static size_t put_varint(uint8_t *p, uint64_t v) {
 
 enum lbrt_status lbrt_tensor_pb_header(const struct lbrt_tensor *t, uint8_t *hdr, size_t cap,
                                        size_t *len, char *err, size_t errlen) {
-  int64_t esize = lbrt_dtype_size(t->dtype), nbytes;
-  if (esize == 0)
-    return lbrt_fail(LBRT_ERR_ARG, err, errlen, "unsupported dtype %d", (int)t->dtype);
-  if (lbrt_shape_count(t->rank, t->dims, esize, NULL, &nbytes) != LBRT_OK || nbytes != t->nbytes)
-    return lbrt_fail(LBRT_ERR_ARG, err, errlen, "inconsistent tensor shape and size");
+  enum lbrt_status st = lbrt_tensor_check(t, err, errlen);
+  if (st != LBRT_OK) return st;
   size_t namelen = strnlen(t->name, LBRT_NAME_MAX - 1);
   /* Worst case: 8 dims * 11 + 11 + (2 + 2 + name) + 11 bytes. */
   if (cap < 128 + namelen) return lbrt_fail(LBRT_ERR_ARG, err, errlen, "header buffer too small");
@@ -458,7 +455,7 @@ enum lbrt_status lbrt_tensor_pb_header(const struct lbrt_tensor *t, uint8_t *hdr
     n += namelen;
   }
   hdr[n++] = F_RAW_DATA << 3 | WT_LEN;
-  n += put_varint(hdr + n, (uint64_t)nbytes);
+  n += put_varint(hdr + n, (uint64_t)t->nbytes);
   *len = n;
   return LBRT_OK;
 }
