@@ -25,7 +25,7 @@ const tio = require('./tensorio');
 function die(msg) { process.stderr.write(`bench: ${msg}\n`); process.exit(2); }
 
 function parseArgs(argv) {
-  const a = { lowbit: null, models: null, threads: [1, 2], iters: 100, rounds: 5, out: null, only: null, warmup: null };
+  const a = { lowbit: null, models: null, threads: [1, 2], iters: 100, rounds: 5, out: null, only: null, warmup: null, minRoundMs: 500 };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     const next = () => { if (i + 1 >= argv.length) die(`${x} needs a value`); return argv[++i]; };
@@ -35,11 +35,12 @@ function parseArgs(argv) {
     else if (x === '--iters') a.iters = parseInt(next(), 10);
     else if (x === '--rounds') a.rounds = parseInt(next(), 10);
     else if (x === '--warmup') a.warmup = parseInt(next(), 10);
+    else if (x === '--min-round-ms') a.minRoundMs = parseFloat(next());
     else if (x === '--out') a.out = path.resolve(next());
     else if (x === '--only') a.only = next().split(',');
     else if (x === '-h' || x === '--help') {
       process.stdout.write('usage: node bench.js [--lowbit PATH] --models DIR [--threads 1,2] [--iters N] ' +
-        '[--rounds R] [--warmup W] [--only a,b] [--out FILE.md]\n');
+        '[--rounds R] [--warmup W] [--min-round-ms MS] [--only a,b] [--out FILE.md]\n');
       process.exit(0);
     } else die(`unknown argument ${x}`);
   }
@@ -158,10 +159,14 @@ async function main() {
       const feeds = lib.loadFeeds(session, m.inputs);
       if (exe && maxDiff === null) maxDiff = await checkOutputs(exe, m, session);
       const ortMeds = [], lbMeds = [];
+      /* Rounds of a fast model would last a few ms and catch any hiccup of the
+       * machine: run enough iterations that each round takes at least --min-round-ms. */
+      const probe = lib.median(await lib.timeRuns(session, feeds, 5, a.warmup));
+      const iters = Math.max(a.iters, Math.ceil(a.minRoundMs / Math.max(probe, 1e-3)));
       for (let r = 0; r < a.rounds; r++) {
-        const ms = await lib.timeRuns(session, feeds, a.iters, a.warmup);
+        const ms = await lib.timeRuns(session, feeds, iters, a.warmup);
         ortMeds.push(lib.median(ms));
-        if (exe) lbMeds.push(lowbitBench(exe, m.inputs, T, a.iters));
+        if (exe) lbMeds.push(lowbitBench(exe, m.inputs, T, iters));
         process.stderr.write(`[${m.name} T=${T}] round ${r + 1}/${a.rounds}: ort ${fmt(ortMeds[r])} ms` +
           (exe ? `, lowbit ${fmt(lbMeds[r])} ms` : '') + '\n');
       }
@@ -201,7 +206,8 @@ async function main() {
       `- 1-minute load average: ${loadStart.toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at end ` +
         '(anything well above 0 means other work competed for the cores)',
       `- lowbit commit: ${gitCommit()}${a.lowbit ? '' : ' (lowbit not run)'}`,
-      `- Method: ${a.rounds} interleaved rounds x ${a.iters} timed runs (${a.warmup} warm-up); ` +
+      `- Method: ${a.rounds} interleaved rounds x at least ${a.iters} timed runs, more for fast models so ` +
+        `that a round lasts at least ${a.minRoundMs} ms (${a.warmup} warm-up); ` +
         'each figure is the median of the per-round medians, in milliseconds per inference.',
       '',
       table,
