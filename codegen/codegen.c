@@ -81,6 +81,58 @@ static void init_llvm_targets(void) {
   LLVMInitializeAArch64AsmParser();
 }
 
+/* LLVM takes any CPU name: it warns on stderr and falls back to a CPU that may
+ * lack 64-bit mode, which later aborts. So probe the name first: build a target
+ * machine and emit an empty module with stderr sent to a temporary file, and
+ * look for LLVM's "not a recognized processor" warning. */
+static bool cpu_name_known(LLVMTargetRef target, const char *triple, const char *cpu, bool x86) {
+  char path[] = "/tmp/lowbit-cpu-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) return true; /* cannot probe: let LLVM decide */
+  unlink(path);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  dup2(fd, STDERR_FILENO);
+  LLVMTargetMachineRef tm = LLVMCreateTargetMachine(target, triple, cpu, x86 ? "+64bit" : "",
+                                                    LLVMCodeGenLevelNone, LLVMRelocPIC,
+                                                    LLVMCodeModelDefault);
+  if (tm) {
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = LLVMModuleCreateWithNameInContext("probe", ctx);
+    LLVMSetTarget(m, triple);
+    LLVMMemoryBufferRef buf = NULL;
+    char *err = NULL;
+    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMObjectFile, &err, &buf)) LLVMDisposeMemoryBuffer(buf);
+    else LLVMDisposeMessage(err);
+    LLVMDisposeModule(m);
+    LLVMContextDispose(ctx);
+    LLVMDisposeTargetMachine(tm);
+  }
+  fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  char text[512] = {0};
+  ssize_t n = pread(fd, text, sizeof text - 1, 0);
+  close(fd);
+  return !(n > 0 && strstr(text, "not a recognized processor"));
+}
+
+/* A named (not host) x86 CPU: LLVM's C API does not tell which features the
+ * name implies, so record at least the vector ISA level the kernels were
+ * built for, which the runtime checks at start (an AVX-512 build on an AVX2
+ * machine then stops with a message instead of SIGILL). */
+static void add_vector_level_features(struct lb_cg_target *t) {
+  const char *level = t->vbits >= 512 ? "+avx,+avx2,+fma,+avx512f,+avx512bw,+avx512dq,+avx512vl"
+                      : t->vbits >= 256 ? "+avx,+avx2,+fma" : "";
+  if (!*level) return;
+  size_t need = strlen(t->info_features) + strlen(level) + 2;
+  char *f = malloc(need);
+  if (!f) abort();
+  snprintf(f, need, "%s%s%s", t->info_features, *t->info_features ? "," : "", level);
+  free(t->info_features);
+  t->info_features = f;
+}
+
 enum lb_status lb_cg_target_init(const struct lb_codegen_options *o, struct lb_cg_target *t,
                                  LLVMTargetMachineRef *tm, struct lb_diag *d) {
   memset(t, 0, sizeof *t);
@@ -126,6 +178,11 @@ enum lb_status lb_cg_target_init(const struct lb_codegen_options *o, struct lb_c
     LLVMDisposeMessage(err);
     return st;
   }
+  if (strcmp(t->cpu, "generic") != 0 && !cpu_name_known(target, t->triple, t->cpu, t->is_x86))
+    return lb_diag_error(d, LB_ERR_USAGE, NULL,
+                         "unknown CPU '%s' for %s (llc-19 -mtriple=%s -mcpu=help lists the names)",
+                         t->cpu, t->short_triple, t->short_triple);
+  if (!use_host_features && t->is_x86) add_vector_level_features(t);
   int lvl = o ? o->opt_level : 3;
   LLVMCodeGenOptLevel cl = lvl <= 0 ? LLVMCodeGenLevelNone : lvl == 1 ? LLVMCodeGenLevelLess
                            : lvl == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;

@@ -42,6 +42,7 @@ static const char usage_text[] =
     "  --cpu NAME              CPU to tune and select instructions for (default: the host\n"
     "                          CPU when the target is the host's architecture, else a\n"
     "                          portable baseline); 'generic' for a portable build\n"
+    "  --features +F1,-F2      extra LLVM target features (recorded and checked at start)\n"
     "  -O0 .. -O3              LLVM optimization level (default -O3)\n"
     "model:\n"
     "  --dim NAME=VALUE        bind a symbolic input dimension (repeatable)\n"
@@ -89,7 +90,7 @@ static void str_list_push(struct str_list *l, const char *s) {
 }
 
 struct compile_args {
-  const char *input, *output, *name, *target, *cpu, *pipeline, *dump_dir;
+  const char *input, *output, *name, *target, *cpu, *features, *pipeline, *dump_dir;
   enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LLVM, OUT_LIB, OUT_IR } emit;
   int opt_level;
   struct lb_dim_binding *dims;
@@ -140,6 +141,8 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->target = v;
     } else if ((v = option_value(argc, argv, &i, "--cpu"))) {
       a->cpu = v;
+    } else if ((v = option_value(argc, argv, &i, "--features"))) {
+      a->features = v;
     } else if ((v = option_value(argc, argv, &i, "--pipeline"))) {
       a->pipeline = v;
     } else if ((v = option_value(argc, argv, &i, "--dump-dir"))) {
@@ -293,7 +296,7 @@ static int cmd_compile(int argc, char **argv) {
   } else {
     static const enum lb_emit kinds[] = {LB_EMIT_EXE, LB_EMIT_OBJ, LB_EMIT_ASM, LB_EMIT_LLVM, LB_EMIT_LIB};
     struct lb_codegen_options co = {
-        .target_triple = a.target, .cpu = a.cpu, .opt_level = a.opt_level,
+        .target_triple = a.target, .cpu = a.cpu, .features = a.features, .opt_level = a.opt_level,
         .emit = kinds[a.emit], .output = a.output, .model_name = a.name, .verbose = a.verbose,
     };
     st = lb_codegen_compile(g, &co, &d);

@@ -87,5 +87,18 @@ if "$LOWBIT" compile "$MLP" --dim batch=2 -o "$T/mlp" 2>"$T/err"; then
 else
   fail=$((fail + 1)); echo "FAIL compiling the example MLP:"; cat "$T/err"
 fi
+# --cpu: unknown names are refused; a build needing a feature this CPU lacks
+# stops at start with a message naming it (checked when the host lacks avxvnni).
+check unknown-cpu "unknown CPU 'nosuchcpu'" "$LOWBIT" compile "$MLP" --dim batch=2 --cpu nosuchcpu -o "$T/o8"
+no_output unknown-cpu "$T/o8"
+if "$LOWBIT" compile "$MLP" --dim batch=2 --features +avxvnni -o "$T/vnni" 2>"$T/err"; then
+  if "$T/vnni" --info | grep -q "this cpu: NOT supported"; then
+    check cpu-features "needs avxvnni" "$T/vnni" "$ROOT/examples/mlp/input_0.pb" -o "$T/r8"
+  else
+    echo "skip cpu-features: this CPU has avxvnni"
+  fi
+else
+  fail=$((fail + 1)); echo "FAIL compiling with --features:"; cat "$T/err"
+fi
 echo "bad-input: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
