@@ -12,5 +12,6 @@ echo "== compiling examples/mlp/model.onnx =="
 echo "== running it =="
 ./build/example-mlp examples/mlp/input_0.pb -o build/example-out/
 ./build/example-mlp --info
+echo "== comparing its output with numpy's (examples/mlp/output_0.pb) =="
 /usr/bin/python3 tests/tools/compare.py build/example-out/output_0.pb examples/mlp/output_0.pb
 echo "lowbit is built: build/bin/lowbit, build/bin/lowbit-opt"

@@ -290,6 +290,11 @@ static int cmd_compile(int argc, char **argv) {
   if (st != LB_OK) goto fail;
   double t_pass = now_ms();
   if (a.verbose) fprintf(stderr, "lowbit: passes: %d nodes (%.1f ms)\n", g->n_nodes, t_pass - t_load);
+  /* The passes' notes (e.g. the memory plan) are for -v; a later error should
+   * not be buried under them. */
+  if (a.verbose && d.text) fputs(d.text, stderr);
+  lb_diag_free(&d);
+  lb_diag_init(&d, a.input);
 
   if (a.emit == OUT_IR) {
     st = write_ir_file(g, a.output, &d);
@@ -304,7 +309,7 @@ static int cmd_compile(int argc, char **argv) {
   if (st != LB_OK) goto fail;
   if (a.verbose) fprintf(stderr, "lowbit: code generation (%.1f ms)\n", now_ms() - t_pass);
   lb_graph_free(g);
-  if (a.verbose && d.text) fputs(d.text, stderr); /* notes, e.g. the memory plan */
+  if (a.verbose && d.text) fputs(d.text, stderr); /* notes from code generation */
   lb_diag_free(&d);
   free_compile_args(&a);
   return 0;
