@@ -41,6 +41,7 @@ struct lb_cg {
   LLVMValueRef fn;     /* function being emitted */
   LLVMValueRef *blob_globals; /* per graph blob, lazily created */
   int counter;         /* unique suffixes for helper functions/globals */
+  int32_t n_kernels;   /* kernel functions after sharing (lb_cg_build_module) */
   int64_t par_threshold; /* work (flops or bytes) above which kernels go parallel */
 };
 

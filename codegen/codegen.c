@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,8 +238,214 @@ static LLVMValueRef cstr(struct lb_cg *cg, const char *s) {
   return gv;
 }
 
-static enum lb_status emit_kernel(struct lb_cg *cg, struct lb_node *n, int idx, LLVMValueRef *vals) {
-  (void)vals;
+/* ---- kernel sharing ------------------------------------------------------------
+ * Nodes whose kernels would be identical share one LLVM function: a 100k-node
+ * graph of a few repeated layer shapes then costs a few kernels of LLVM time,
+ * not 100k. The key is a canonical signature of everything a kernel emitter
+ * reads: the op, every attribute (floats bit-exact, tensor attributes by the
+ * blob's hash and size), every input's and output's dtype, shape and qparams,
+ * and for constant inputs (whose data emitters may bake in at compile time:
+ * packed matmul weights, conv filters, batch-norm parameters) the blob's size
+ * and hash; a hash match is confirmed byte for byte before sharing. Pointers
+ * (activation offsets, weight globals) are call arguments, so they may differ. */
+struct sig_buf {
+  char *s;
+  size_t n, cap;
+};
+
+static void sig_put(struct sig_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sig_put(struct sig_buf *b, const char *fmt, ...) {
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+    va_end(ap);
+    LB_ASSERT(k >= 0);
+    if (b->s && b->n + (size_t)k < b->cap) {
+      b->n += (size_t)k;
+      return;
+    }
+    b->cap = (b->cap ? b->cap : 256) * 2 + (size_t)k;
+    b->s = realloc(b->s, b->cap);
+    if (!b->s) abort();
+    if (b->n == 0) b->s[0] = 0;
+  }
+}
+
+static void sig_bytes(struct sig_buf *b, const void *p, size_t n) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) sig_put(b, "%02x", c[i]);
+}
+
+static void sig_type(struct sig_buf *b, const struct lb_value *v) {
+  sig_put(b, "%d[", (int)v->type.dtype);
+  for (int r = 0; r < v->type.shape.rank; r++) sig_put(b, "%lld,", (long long)v->type.shape.dims[r]);
+  sig_put(b, "]");
+  const struct lb_qparams *q = v->qparams;
+  if (q) {
+    sig_put(b, "q%d,%d,%d,%d,%lld:", q->bits, q->axis, q->group_size, (int)q->symmetric, (long long)q->n);
+    if (q->scales) sig_bytes(b, q->scales, sizeof *q->scales * (size_t)q->n);
+    sig_put(b, "/");
+    if (q->zero_points) sig_bytes(b, q->zero_points, sizeof *q->zero_points * (size_t)q->n);
+  }
+}
+
+static void sig_blob(struct sig_buf *b, const struct lb_graph *g, int32_t blob) {
+  const struct lb_blob *bl = &g->blobs[blob];
+  sig_put(b, "blob%zu:%016llx", bl->size, (unsigned long long)lb_hash_bytes(bl->data, bl->size));
+}
+
+/* The kernel signature of n (b is reset). */
+static void kernel_signature(const struct lb_graph *g, const struct lb_node *n, struct sig_buf *b) {
+  b->n = 0;
+  sig_put(b, "%d|", (int)n->op);
+  for (int32_t a = 0; a < n->n_attrs; a++) {
+    const struct lb_attr *at = &n->attrs[a];
+    sig_put(b, "%s=%d:", at->name, (int)at->kind);
+    switch (at->kind) {
+    case LB_ATTR_INT: sig_put(b, "%lld", (long long)at->i); break;
+    case LB_ATTR_FLOAT: sig_bytes(b, &at->f, sizeof at->f); break;
+    case LB_ATTR_STRING: sig_put(b, "%zu:%s", strlen(at->s ? at->s : ""), at->s ? at->s : ""); break;
+    case LB_ATTR_INTS:
+      for (int64_t k = 0; k < at->n; k++) sig_put(b, "%lld,", (long long)at->ints[k]);
+      break;
+    case LB_ATTR_FLOATS: sig_bytes(b, at->floats, sizeof *at->floats * (size_t)at->n); break;
+    case LB_ATTR_STRINGS:
+      for (int64_t k = 0; k < at->n; k++)
+        sig_put(b, "%zu:%s,", strlen(at->strings[k] ? at->strings[k] : ""), at->strings[k] ? at->strings[k] : "");
+      break;
+    case LB_ATTR_TENSOR:
+      sig_put(b, "%d[", (int)at->ttype.dtype);
+      for (int r = 0; r < at->ttype.shape.rank; r++) sig_put(b, "%lld,", (long long)at->ttype.shape.dims[r]);
+      sig_put(b, "]");
+      if (at->blob >= 0) sig_blob(b, g, at->blob);
+      break;
+    default: sig_put(b, "?%p", (const void *)at); break; /* unknown kind: never shared */
+    }
+    sig_put(b, ";");
+  }
+  sig_put(b, "|");
+  for (int32_t i = 0; i < n->n_inputs; i++) {
+    const struct lb_value *v = n->inputs[i];
+    if (!v) {
+      sig_put(b, "-;");
+      continue;
+    }
+    sig_type(b, v);
+    if (v->producer && v->producer->op == LB_OP_CONST && v->producer->blob >= 0) {
+      sig_put(b, "c");
+      sig_blob(b, g, v->producer->blob);
+    }
+    sig_put(b, ";");
+  }
+  sig_put(b, "|");
+  for (int32_t i = 0; i < n->n_outputs; i++) {
+    sig_type(b, n->outputs[i]);
+    sig_put(b, ";");
+  }
+}
+
+/* True if the constant inputs and tensor attributes of a and b (same signature)
+ * hold the same bytes: a hash collision must not share a kernel. */
+static bool same_const_data(const struct lb_graph *g, const struct lb_node *a, const struct lb_node *b) {
+  for (int32_t i = 0; i < a->n_inputs; i++) {
+    const struct lb_value *va = a->inputs[i], *vb = b->inputs[i];
+    bool ca = va && va->producer && va->producer->op == LB_OP_CONST && va->producer->blob >= 0;
+    bool cb = vb && vb->producer && vb->producer->op == LB_OP_CONST && vb->producer->blob >= 0;
+    if (ca != cb) return false;
+    if (!ca || va->producer->blob == vb->producer->blob) continue;
+    const struct lb_blob *x = &g->blobs[va->producer->blob], *y = &g->blobs[vb->producer->blob];
+    if (x->size != y->size || (x->size && memcmp(x->data, y->data, x->size) != 0)) return false;
+  }
+  for (int32_t k = 0; k < a->n_attrs; k++) {
+    const struct lb_attr *x = &a->attrs[k], *y = &b->attrs[k];
+    if (x->kind != LB_ATTR_TENSOR || x->blob == y->blob || x->blob < 0 || y->blob < 0) continue;
+    const struct lb_blob *p = &g->blobs[x->blob], *q = &g->blobs[y->blob];
+    if (p->size != q->size || (p->size && memcmp(p->data, q->data, p->size) != 0)) return false;
+  }
+  return true;
+}
+
+/* signature -> (kernel function, first node using it); open addressing */
+struct kernel_table {
+  char **keys;
+  LLVMValueRef *fns;
+  const struct lb_node **nodes;
+  uint64_t *hashes;
+  size_t cap, count;
+};
+
+static size_t kt_slot(const struct kernel_table *t, const char *key, size_t len, uint64_t h) {
+  size_t mask = t->cap - 1;
+  for (size_t i = (size_t)h & mask;; i = (i + 1) & mask)
+    if (!t->keys[i] || (t->hashes[i] == h && strlen(t->keys[i]) == len && memcmp(t->keys[i], key, len) == 0))
+      return i;
+}
+
+static void kt_grow(struct kernel_table *t) {
+  struct kernel_table old = *t;
+  t->cap = old.cap ? old.cap * 2 : 256;
+  t->keys = calloc(t->cap, sizeof *t->keys);
+  t->fns = calloc(t->cap, sizeof *t->fns);
+  t->nodes = calloc(t->cap, sizeof *t->nodes);
+  t->hashes = calloc(t->cap, sizeof *t->hashes);
+  if (!t->keys || !t->fns || !t->nodes || !t->hashes) abort();
+  for (size_t i = 0; i < old.cap; i++) {
+    if (!old.keys[i]) continue;
+    size_t s = kt_slot(t, old.keys[i], strlen(old.keys[i]), old.hashes[i]);
+    t->keys[s] = old.keys[i];
+    t->fns[s] = old.fns[i];
+    t->nodes[s] = old.nodes[i];
+    t->hashes[s] = old.hashes[i];
+  }
+  free(old.keys);
+  free(old.fns);
+  free(old.nodes);
+  free(old.hashes);
+}
+
+static void kt_free(struct kernel_table *t) {
+  for (size_t i = 0; i < t->cap; i++) free(t->keys[i]);
+  free(t->keys);
+  free(t->fns);
+  free(t->nodes);
+  free(t->hashes);
+  memset(t, 0, sizeof *t);
+}
+
+/* Parameters a kernel function takes: one pointer per input and output. */
+enum { KERNEL_MAX_PARAMS = 48 };
+
+/* Where each value's pointer comes from inside <model>_run and its parts: the
+ * pointer is materialized (a load from the inputs/outputs arrays, an offset into
+ * the activations) once per function that uses it. */
+enum val_kind { VAL_NONE, VAL_INPUT, VAL_OUTPUT, VAL_ACT, VAL_GLOBAL };
+struct run_vals {
+  uint8_t *kind;
+  int64_t *arg;          /* input/output index or activation offset */
+  LLVMValueRef *cached;  /* in function `part` */
+  int32_t *part;
+  int32_t cur;           /* the function being filled */
+  LLVMValueRef p_in, p_out, p_act;
+};
+
+static LLVMValueRef run_val(struct lb_cg *cg, struct run_vals *rv, int32_t id) {
+  if (rv->kind[id] == VAL_GLOBAL) return rv->cached[id];
+  if (rv->part[id] == rv->cur && rv->cached[id]) return rv->cached[id];
+  LLVMValueRef v;
+  switch (rv->kind[id]) {
+  case VAL_INPUT: v = lb_cg_load_ty(cg, cg->t_ptr, rv->p_in, lb_cg_i64(cg, rv->arg[id]), 8); break;
+  case VAL_OUTPUT: v = lb_cg_load_ty(cg, cg->t_ptr, rv->p_out, lb_cg_i64(cg, rv->arg[id]), 8); break;
+  case VAL_ACT: v = lb_cg_gep_bytes(cg, rv->p_act, rv->arg[id]); break;
+  default: LB_ASSERT(!"value without a pointer"); return NULL;
+  }
+  rv->cached[id] = v;
+  rv->part[id] = rv->cur;
+  return v;
+}
+
+static enum lb_status emit_kernel(struct lb_cg *cg, struct lb_node *n, int idx, struct run_vals *rv,
+                                  struct kernel_table *kt, struct sig_buf *sig) {
   lb_cg_emit_fn fn = NULL;
   switch (lb_op_info[n->op].kind) {
   case LB_KIND_UNARY: case LB_KIND_BINARY: fn = lb_cg_emit_eltwise; break;
@@ -253,36 +460,57 @@ static enum lb_status emit_kernel(struct lb_cg *cg, struct lb_node *n, int idx, 
   }
   if (!fn)
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "no kernel for op '%s'", lb_op_info[n->op].ir_name);
-  char name[64];
-  snprintf(name, sizeof name, "k%d.%s", idx, lb_op_info[n->op].ir_name);
   int np = n->n_inputs + n->n_outputs;
-  LLVMValueRef kfn = lb_cg_new_fn(cg, name, np, 0);
-  /* Kernels stay separate functions: inlining thousands of loop nests into
-   * <model>_run gains nothing and makes O3 superlinear on big graphs. */
-  LLVMAddAttributeAtIndex(kfn, LLVMAttributeFunctionIndex,
-                          LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
-  LLVMValueRef saved = cg->fn;
-  cg->fn = kfn;
-  LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(cg->b);
-  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, kfn, "entry"));
-  LLVMValueRef in[64], out[64];
-  LB_ASSERT(n->n_inputs <= 64 && n->n_outputs <= 64);
-  for (int i = 0; i < n->n_inputs; i++) in[i] = n->inputs[i] ? LLVMGetParam(kfn, (unsigned)i) : NULL;
-  for (int i = 0; i < n->n_outputs; i++) out[i] = LLVMGetParam(kfn, (unsigned)(n->n_inputs + i));
-  enum lb_status st = fn(cg, n, in, out);
-  if (st == LB_OK) LLVMBuildRetVoid(cg->b);
-  cg->fn = saved;
-  LLVMPositionBuilderAtEnd(cg->b, saved_bb);
-  if (st != LB_OK) {
-    if (cg->d->status == LB_OK)
-      lb_diag_error(cg->d, st, n, "code generation failed");
-    return st;
+  if (n->n_inputs < 0 || n->n_outputs < 0 || np > KERNEL_MAX_PARAMS)
+    return lb_diag_error(cg->d, LB_ERR_LIMIT, n, "has %d inputs and %d outputs; kernels take at most %d",
+                         (int)n->n_inputs, (int)n->n_outputs, KERNEL_MAX_PARAMS);
+
+  LLVMValueRef kfn = NULL;
+  kernel_signature(cg->g, n, sig);
+  uint64_t h = lb_hash_bytes(sig->s, sig->n);
+  if ((kt->count + 1) * 2 > kt->cap) kt_grow(kt);
+  size_t slot = kt_slot(kt, sig->s, sig->n, h);
+  if (kt->keys[slot] && same_const_data(cg->g, kt->nodes[slot], n)) kfn = kt->fns[slot];
+
+  if (!kfn) {
+    char name[64];
+    snprintf(name, sizeof name, "k%d.%s", idx, lb_op_info[n->op].ir_name);
+    kfn = lb_cg_new_fn(cg, name, np, 0);
+    /* Kernels stay separate functions: inlining thousands of loop nests into
+     * <model>_run gains nothing and makes O3 superlinear on big graphs. */
+    LLVMAddAttributeAtIndex(kfn, LLVMAttributeFunctionIndex,
+                            LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+    LLVMValueRef saved = cg->fn;
+    cg->fn = kfn;
+    LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(cg->b);
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, kfn, "entry"));
+    LLVMValueRef in[KERNEL_MAX_PARAMS], out[KERNEL_MAX_PARAMS];
+    for (int i = 0; i < n->n_inputs; i++) in[i] = n->inputs[i] ? LLVMGetParam(kfn, (unsigned)i) : NULL;
+    for (int i = 0; i < n->n_outputs; i++) out[i] = LLVMGetParam(kfn, (unsigned)(n->n_inputs + i));
+    enum lb_status st = fn(cg, n, in, out);
+    if (st == LB_OK) LLVMBuildRetVoid(cg->b);
+    cg->fn = saved;
+    LLVMPositionBuilderAtEnd(cg->b, saved_bb);
+    if (st != LB_OK) {
+      if (cg->d->status == LB_OK)
+        lb_diag_error(cg->d, st, n, "code generation failed");
+      return st;
+    }
+    if (!kt->keys[slot]) { /* first of its signature (a collision keeps its own kernel) */
+      kt->keys[slot] = malloc(sig->n + 1);
+      if (!kt->keys[slot]) abort();
+      memcpy(kt->keys[slot], sig->s, sig->n + 1);
+      kt->fns[slot] = kfn;
+      kt->nodes[slot] = n;
+      kt->hashes[slot] = h;
+      kt->count++;
+    }
   }
-  /* call it from the entry */
-  LLVMValueRef args[128];
+  /* call it from the entry with this node's pointers */
+  LLVMValueRef args[KERNEL_MAX_PARAMS];
   for (int i = 0; i < n->n_inputs; i++)
-    args[i] = n->inputs[i] ? vals[n->inputs[i]->id] : LLVMConstNull(cg->t_ptr);
-  for (int i = 0; i < n->n_outputs; i++) args[n->n_inputs + i] = vals[n->outputs[i]->id];
+    args[i] = n->inputs[i] ? run_val(cg, rv, n->inputs[i]->id) : LLVMConstNull(cg->t_ptr);
+  for (int i = 0; i < n->n_outputs; i++) args[n->n_inputs + i] = run_val(cg, rv, n->outputs[i]->id);
   LLVMBuildCall2(cg->b, LLVMGlobalGetValueType(kfn), kfn, args, (unsigned)np, "");
   return LB_OK;
 }
@@ -341,76 +569,131 @@ enum lb_status lb_cg_build_module(struct lb_cg *cg, const struct lb_cg_target *t
       return lb_diag_error(d, LB_ERR_INVALID, NULL, "graph has elided weights (blob \"%s\" has no data)",
                            g->blobs[b].name);
   int32_t nvals = lb_graph_index_values(g);
+  size_t nv = (size_t)(nvals ? nvals : 1);
   cg->blob_globals = calloc((size_t)(g->n_blobs ? g->n_blobs : 1), sizeof *cg->blob_globals);
-  LLVMValueRef *vals = calloc((size_t)(nvals ? nvals : 1), sizeof *vals);
-  if (!cg->blob_globals || !vals) abort();
-
-  /* entry function */
-  char name[160];
-  snprintf(name, sizeof name, "%s_run", cg->model);
-  LLVMTypeRef rparams[3] = {cg->t_ptr, cg->t_ptr, cg->t_ptr};
-  LLVMTypeRef rty = LLVMFunctionType(cg->t_i32, rparams, 3, 0);
-  LLVMValueRef run = LLVMAddFunction(cg->mod, name, rty);
-  cg->fn = run;
-  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, run, "entry"));
-  LLVMValueRef p_in = LLVMGetParam(run, 0), p_out = LLVMGetParam(run, 1), p_act = LLVMGetParam(run, 2);
-
-  for (int k = 0; k < g->n_inputs; k++)
-    vals[g->inputs[k]->id] = lb_cg_load_ty(cg, cg->t_ptr, p_in, lb_cg_i64(cg, k), 8);
+  struct run_vals rv = {.kind = calloc(nv, 1), .arg = calloc(nv, sizeof *rv.arg),
+                        .cached = calloc(nv, sizeof *rv.cached), .part = calloc(nv, sizeof *rv.part)};
+  /* value id -> 1 + its first position among the graph outputs, 0 if none */
+  int32_t *out_index = calloc(nv, sizeof *out_index);
+  if (!cg->blob_globals || !rv.kind || !rv.arg || !rv.cached || !rv.part || !out_index) abort();
+  for (int k = g->n_outputs - 1; k >= 0; k--) out_index[g->outputs[k]->id] = k + 1;
+  for (int k = 0; k < g->n_inputs; k++) {
+    rv.kind[g->inputs[k]->id] = VAL_INPUT;
+    rv.arg[g->inputs[k]->id] = k;
+  }
   enum lb_status st = LB_OK;
   int64_t act_max = g->activations_size;
-  for (int32_t i = 0; i < g->n_nodes; i++) {
+  int32_t n_calls = 0;
+  for (int32_t i = 0; i < g->n_nodes && st == LB_OK; i++) {
     struct lb_node *n = g->nodes[i];
+    if (n->op != LB_OP_CONST) n_calls++;
     for (int o = 0; o < n->n_outputs; o++) {
       struct lb_value *v = n->outputs[o];
       if (n->op == LB_OP_CONST) {
         if (n->blob < 0) {
-          free(vals);
-          return lb_diag_error(d, LB_ERR_INVALID, n, "const without data");
+          st = lb_diag_error(d, LB_ERR_INVALID, n, "const without data");
+          break;
         }
-        vals[v->id] = blob_global(cg, n->blob);
+        rv.kind[v->id] = VAL_GLOBAL;
+        rv.cached[v->id] = blob_global(cg, n->blob);
         continue;
       }
-      int ko = -1;
-      for (int k = 0; k < g->n_outputs; k++)
-        if (g->outputs[k] == v) { ko = k; break; }
+      int ko = out_index[v->id] - 1;
       if (ko >= 0) {
-        vals[v->id] = lb_cg_load_ty(cg, cg->t_ptr, p_out, lb_cg_i64(cg, ko), 8);
+        rv.kind[v->id] = VAL_OUTPUT;
+        rv.arg[v->id] = ko;
       } else if (v->mem_offset < 0) {
-        free(vals);
-        return lb_diag_error(d, LB_ERR_INVALID, n,
-                             "internal error: value \"%s\" has no activation offset (run plan-memory first)",
-                             v->name);
+        st = lb_diag_error(d, LB_ERR_INVALID, n,
+                           "internal error: value \"%s\" has no activation offset (run plan-memory first)",
+                           v->name);
+        break;
       } else {
         int64_t end = v->mem_offset + lb_type_nbytes(&v->type);
         if (end > act_max) act_max = end;
-        vals[v->id] = lb_cg_gep_bytes(cg, p_act, v->mem_offset);
+        rv.kind[v->id] = VAL_ACT;
+        rv.arg[v->id] = v->mem_offset;
       }
     }
   }
+
+  /* entry function; on big graphs the kernel calls go into internal parts of
+   * RUN_PART_CALLS calls each, so that no function handed to LLVM's backend
+   * grows with the graph (instruction selection and register allocation are
+   * superlinear in a function's size) */
+  enum { RUN_PART_CALLS = 512 };
+  char name[160];
+  snprintf(name, sizeof name, "%s_run", cg->model);
+  LLVMTypeRef rparams[3] = {cg->t_ptr, cg->t_ptr, cg->t_ptr};
+  LLVMTypeRef rty = LLVMFunctionType(cg->t_i32, rparams, 3, 0);
+  LLVMTypeRef pty = LLVMFunctionType(cg->t_void, rparams, 3, 0);
+  LLVMValueRef run = LLVMAddFunction(cg->mod, name, rty);
+  LLVMBasicBlockRef run_bb = LLVMAppendBasicBlockInContext(cg->ctx, run, "entry");
+  LLVMPositionBuilderAtEnd(cg->b, run_bb);
+  bool parts = n_calls > RUN_PART_CALLS;
+  LLVMValueRef part_fn = NULL;
+  int32_t calls_in_part = 0, n_parts = 0;
+  rv.cur = 0;
+  rv.p_in = LLVMGetParam(run, 0);
+  rv.p_out = LLVMGetParam(run, 1);
+  rv.p_act = LLVMGetParam(run, 2);
+  cg->fn = run;
+
+  struct kernel_table kt = {0};
+  struct sig_buf sig = {0};
   for (int32_t i = 0; i < g->n_nodes && st == LB_OK; i++) {
     struct lb_node *n = g->nodes[i];
     if (n->op == LB_OP_CONST) continue;
-    enum lb_status s = emit_kernel(cg, n, i, vals);
+    if (parts && (!part_fn || calls_in_part == RUN_PART_CALLS)) {
+      if (part_fn) LLVMBuildRetVoid(cg->b);
+      char pname[180];
+      snprintf(pname, sizeof pname, "%s_run.part%d", cg->model, (int)n_parts);
+      part_fn = LLVMAddFunction(cg->mod, pname, pty);
+      LLVMSetLinkage(part_fn, LLVMInternalLinkage);
+      LLVMAddAttributeAtIndex(part_fn, LLVMAttributeFunctionIndex,
+                              LLVMCreateEnumAttribute(cg->ctx, LLVMGetEnumAttributeKindForName("noinline", 8), 0));
+      LLVMPositionBuilderAtEnd(cg->b, run_bb);
+      LLVMValueRef pargs[3] = {LLVMGetParam(run, 0), LLVMGetParam(run, 1), LLVMGetParam(run, 2)};
+      LLVMBuildCall2(cg->b, pty, part_fn, pargs, 3, "");
+      LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, part_fn, "entry"));
+      cg->fn = part_fn;
+      rv.cur = ++n_parts;
+      rv.p_in = LLVMGetParam(part_fn, 0);
+      rv.p_out = LLVMGetParam(part_fn, 1);
+      rv.p_act = LLVMGetParam(part_fn, 2);
+      calls_in_part = 0;
+    }
+    calls_in_part++;
+    enum lb_status s = emit_kernel(cg, n, i, &rv, &kt, &sig);
     if (s != LB_OK && st == LB_OK) st = s;
   }
+  cg->n_kernels = (int32_t)kt.count;
+  kt_free(&kt);
+  free(sig.s);
   if (st == LB_OK) {
+    if (part_fn) {
+      LLVMBuildRetVoid(cg->b);
+      LLVMPositionBuilderAtEnd(cg->b, run_bb);
+      cg->fn = run;
+      rv.cur = 0;
+      rv.p_in = LLVMGetParam(run, 0);
+      rv.p_out = LLVMGetParam(run, 1);
+      rv.p_act = LLVMGetParam(run, 2);
+    }
     /* graph outputs that are inputs, consts, or a repeated value: copy */
     for (int k = 0; k < g->n_outputs; k++) {
       struct lb_value *v = g->outputs[k];
       bool direct = v->producer && v->producer->op != LB_OP_CONST;
-      if (direct) {
-        int first = -1;
-        for (int j = 0; j < g->n_outputs; j++)
-          if (g->outputs[j] == v) { first = j; break; }
-        if (first == k) continue;
-      }
-      LLVMValueRef dst = lb_cg_load_ty(cg, cg->t_ptr, p_out, lb_cg_i64(cg, k), 8);
-      lb_cg_memcpy(cg, dst, vals[v->id], lb_cg_i64(cg, lb_type_nbytes(&v->type)));
+      if (direct && out_index[v->id] - 1 == k) continue;
+      LLVMValueRef dst = lb_cg_load_ty(cg, cg->t_ptr, rv.p_out, lb_cg_i64(cg, k), 8);
+      lb_cg_memcpy(cg, dst, run_val(cg, &rv, v->id), lb_cg_i64(cg, lb_type_nbytes(&v->type)));
     }
     LLVMBuildRet(cg->b, lb_cg_i32(cg, 0));
   }
-  free(vals);
+  free(rv.kind);
+  free(rv.arg);
+  free(rv.cached);
+  free(rv.part);
+  free(out_index);
   if (st != LB_OK) return st;
   if (activations_size) *activations_size = act_max;
 

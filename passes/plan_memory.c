@@ -21,7 +21,10 @@
  * few percent of the lower bound (the largest sum of sizes live at one node).
  * The pass reports, as a note, the arena size against the sum of all sizes
  * (what allocating every value separately would cost) and that lower bound.
- * Cost: O(n^2) in the number of values, fine for graphs of thousands of nodes.
+ * Finding the placed values that overlap one in time goes through buckets of
+ * BLOCK node positions (each placed value is listed in the buckets its lifetime
+ * spans), so a chain of 100k nodes costs O(n * BLOCK), not O(n^2); the result
+ * does not depend on the order in which overlapping values are found.
  */
 #include "passes/pass.h"
 #include "passes/rewrite.h"
@@ -35,7 +38,28 @@ struct interval {
   int64_t size;       /* rounded up to LB_PLAN_ALIGN */
   int32_t def, end;   /* node positions, inclusive */
   int64_t offset;     /* -1 until placed */
+  int32_t stamp;      /* last query that collected it (dedup across buckets) */
 };
+
+enum { BLOCK = 64 }; /* node positions per bucket */
+
+/* Placed intervals listed per bucket of BLOCK node positions. */
+struct buckets {
+  struct interval ***items;
+  int32_t *n, *cap;
+  int32_t count;
+};
+
+static void buckets_add(struct buckets *b, struct interval *it) {
+  for (int32_t k = it->def / BLOCK; k <= it->end / BLOCK; k++) {
+    if (b->n[k] == b->cap[k]) {
+      b->cap[k] = b->cap[k] ? b->cap[k] * 2 : 8;
+      b->items[k] = realloc(b->items[k], sizeof *b->items[k] * (size_t)b->cap[k]);
+      if (!b->items[k]) abort();
+    }
+    b->items[k][b->n[k]++] = it;
+  }
+}
 
 static int by_size_desc(const void *pa, const void *pb) {
   const struct interval *a = *(const struct interval *const *)pa;
@@ -57,11 +81,17 @@ static bool overlaps(const struct interval *a, const struct interval *b) {
 }
 
 /* Best-fit offset for `it` among the placed intervals overlapping it. */
-static int64_t best_fit(const struct interval *it, struct interval **placed, int32_t n_placed,
+static int64_t best_fit(struct interval *it, const struct buckets *b, int32_t query,
                         struct interval **tmp) {
   int32_t m = 0;
-  for (int32_t i = 0; i < n_placed; i++)
-    if (overlaps(placed[i], it)) tmp[m++] = placed[i];
+  for (int32_t k = it->def / BLOCK; k <= it->end / BLOCK; k++)
+    for (int32_t j = 0; j < b->n[k]; j++) {
+      struct interval *p = b->items[k][j];
+      if (p->stamp != query && overlaps(p, it)) {
+        p->stamp = query;
+        tmp[m++] = p;
+      }
+    }
   qsort(tmp, (size_t)m, sizeof *tmp, by_offset);
   int64_t best = -1, best_gap = INT64_MAX, prev_end = 0;
   for (int32_t i = 0; i < m; i++) {
@@ -100,6 +130,7 @@ enum lb_status lb_pass_plan_memory(struct lb_graph *g, struct lb_pass_context *c
       if (it->size == 0) it->size = LB_PLAN_ALIGN;
       it->def = it->end = i;
       it->offset = v->mem_offset; /* the previous plan, to detect changes */
+      it->stamp = -1;
       v->mem_offset = -1;
       of_value[v->id] = it;
     }
@@ -112,15 +143,24 @@ enum lb_status lb_pass_plan_memory(struct lb_graph *g, struct lb_pass_context *c
   /* Lower bound: the largest total size live at one node. */
   int64_t *live = lb_arena_alloc(&ctx->scratch, sizeof *live * (size_t)(g->n_nodes + 1));
   int64_t sum = 0, bound = 0;
-  for (int32_t i = 0; i < n; i++) {
+  for (int32_t i = 0; i < n; i++) { /* difference array: O(n + nodes) */
     sum += ivs[i].size;
-    for (int32_t p = ivs[i].def; p <= ivs[i].end; p++) live[p] += ivs[i].size;
+    live[ivs[i].def] += ivs[i].size;
+    if (ivs[i].end + 1 < g->n_nodes) live[ivs[i].end + 1] -= ivs[i].size;
   }
-  for (int32_t p = 0; p < g->n_nodes; p++)
+  for (int32_t p = 0; p < g->n_nodes; p++) {
+    if (p > 0) live[p] += live[p - 1];
     if (live[p] > bound) bound = live[p];
+  }
 
   struct interval **order = lb_arena_alloc(&ctx->scratch, sizeof *order * (size_t)(n + 1));
-  struct interval **placed = lb_arena_alloc(&ctx->scratch, sizeof *placed * (size_t)(n + 1));
+  int32_t n_blocks = g->n_nodes / BLOCK + 1;
+  struct buckets bk = {
+      .items = calloc((size_t)n_blocks, sizeof *bk.items),
+      .n = calloc((size_t)n_blocks, sizeof *bk.n),
+      .cap = calloc((size_t)n_blocks, sizeof *bk.cap),
+  };
+  if (!bk.items || !bk.n || !bk.cap) abort();
   struct interval **tmp = lb_arena_alloc(&ctx->scratch, sizeof *tmp * (size_t)(n + 1));
   for (int32_t i = 0; i < n; i++) order[i] = &ivs[i];
   qsort(order, (size_t)n, sizeof *order, by_size_desc);
@@ -130,12 +170,16 @@ enum lb_status lb_pass_plan_memory(struct lb_graph *g, struct lb_pass_context *c
     struct interval *it = order[i];
     int64_t previous = it->offset;
     it->offset = -1;
-    it->offset = best_fit(it, placed, i, tmp);
+    it->offset = best_fit(it, &bk, i, tmp);
     if (it->offset != previous) ctx->changed = true;
-    placed[i] = it;
+    buckets_add(&bk, it);
     it->v->mem_offset = it->offset;
     if (it->offset + it->size > total) total = it->offset + it->size;
   }
+  for (int32_t k = 0; k < n_blocks; k++) free(bk.items[k]);
+  free(bk.items);
+  free(bk.n);
+  free(bk.cap);
   if (g->activations_size != total) ctx->changed = true;
   g->activations_size = total;
   if (n > 0)

@@ -91,6 +91,59 @@ static void test_emit_x86(void **state) {
   lb_graph_free(g);
 }
 
+/* Kernel sharing (codegen.c): identical nodes share one LLVM function; nodes
+ * that differ only in the data of a constant input (matmul weights are packed
+ * at compile time) do not, unless the data is the same bytes. */
+static int count_defines(const char *path, const char *op) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char line[4096], pat[64];
+  snprintf(pat, sizeof pat, ".%s.", op);
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, "define internal", 15) && strstr(line, "@share.k") && strstr(line, pat) &&
+        !strstr(line, ".par"))
+      n++;
+  fclose(f);
+  return n;
+}
+
+static void test_kernel_sharing(void **state) {
+  (void)state;
+  struct lb_graph *g = lb_graph_new("share");
+  struct lb_diag d;
+  lb_diag_init(&d, "t");
+  struct lb_value *v = input(g, "x", TY(F32, 2, 8));
+  for (int i = 0; i < 5; i++) { /* five identical relus */
+    struct lb_node *r = mk(g, LB_OP_RELU, 1, &v, 1);
+    assert_int_equal(lb_infer_node(g, r, &d), LB_OK);
+    v = r->outputs[0];
+  }
+  struct lb_value *w1 = cconst(g, "w1", TY(F32, 8, 8), -1, 1);
+  struct lb_value *w2 = cconst(g, "w2", TY(F32, 8, 8), -1, 1); /* other data */
+  struct lb_type wt = TY(F32, 8, 8);
+  struct lb_value *w1b = lb_graph_add_const(g, "w1b", &wt, lb_value_const_data(g, w1))->outputs[0];
+  struct lb_value *ws[4] = {w1, w2, w1b, w1};
+  for (int i = 0; i < 4; i++) {
+    struct lb_value *ins[2] = {v, ws[i]};
+    struct lb_node *m = mk(g, LB_OP_MATMUL, 2, ins, 1);
+    assert_int_equal(lb_infer_node(g, m, &d), LB_OK);
+    v = m->outputs[0];
+  }
+  lb_graph_add_output(g, v);
+  lb_diag_free(&d);
+  plan_simple(g);
+  char out[512];
+  snprintf(out, sizeof out, "%s/share.ll", tmpdir);
+  struct lb_codegen_options o = {.opt_level = 0, .emit = LB_EMIT_LLVM, .output = out, .model_name = "share"};
+  lb_diag_init(&d, "t");
+  assert_int_equal(lb_codegen_compile(g, &o, &d), LB_OK);
+  lb_diag_free(&d);
+  assert_int_equal(count_defines(out, "relu"), 1);
+  assert_int_equal(count_defines(out, lb_op_info[LB_OP_MATMUL].ir_name), 2); /* w1 (x3: same bytes), w2 */
+  lb_graph_free(g);
+}
+
 static void test_emit_aarch64(void **state) {
   (void)state;
   struct lb_graph *g = small_model();
@@ -221,6 +274,7 @@ int main(void) {
       cmocka_unit_test(test_emit_x86),
       cmocka_unit_test(test_emit_aarch64),
       cmocka_unit_test(test_emit_errors),
+      cmocka_unit_test(test_kernel_sharing),
       cmocka_unit_test(test_exe_end_to_end),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
