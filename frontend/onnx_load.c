@@ -130,7 +130,7 @@ bool fe_output_used(const struct fe_node *fn, int32_t k) {
 
 /* Evaluates n (all inputs constant) into const nodes; false (and n untouched) if the
  * evaluator refuses. */
-static bool fold(struct fe_ctx *c, struct lb_node *n) {
+static bool fold(struct fe_ctx *c, struct lb_node *n, bool *failed) {
   const void *ins[16];
   void *outs[16];
   if (n->n_inputs > 16 || n->n_outputs > 16) return false;
@@ -144,8 +144,15 @@ static bool fold(struct fe_ctx *c, struct lb_node *n) {
   }
   if (ok) {
     struct lb_diag scratch;
-    lb_diag_init(&scratch, NULL);
-    ok = lb_eval_node(c->g, n, ins, outs, &scratch) == LB_OK;
+    lb_diag_init(&scratch, c->d->file);
+    enum lb_status st = lb_eval_node(c->g, n, ins, outs, &scratch);
+    ok = st == LB_OK;
+    /* data-dependent errors (an index out of range, an integer division by
+     * zero) on constant data: the model is invalid, say so now */
+    if (st == LB_ERR_INVALID && scratch.text) {
+      lb_diag_append_error(c->d, st, scratch.text, strlen(scratch.text));
+      *failed = true;
+    }
     lb_diag_free(&scratch);
   }
   if (!ok) {
@@ -175,8 +182,9 @@ enum lb_status fe_finish(struct fe_node *fn, struct lb_node *n) {
   bool all_const = n->n_inputs > 0;
   for (int32_t i = 0; i < n->n_inputs; i++)
     if (n->inputs[i] && !lb_value_const_data(c->g, n->inputs[i])) all_const = false;
-  if (all_const && total <= FE_FOLD_LIMIT) fold(c, n);
-  return LB_OK;
+  bool failed = false;
+  if (all_const && total <= FE_FOLD_LIMIT) fold(c, n, &failed);
+  return failed ? LB_ERR_INVALID : LB_OK;
 }
 
 /* Collects the graph inputs that v's value depends on (through non-constant nodes). */
@@ -466,7 +474,26 @@ static enum lb_status import_inputs(struct fe_ctx *c, const Onnx__GraphProto *gp
       st = lb_diag_error(d, LB_ERR_INVALID, NULL, "graph input %zu has no name", k);
       continue;
     }
-    if (fe_map_has(inits, vi->name)) continue; /* an initializer: a constant */
+    if (fe_map_has(inits, vi->name)) { /* an initializer: a constant, its declared type must agree */
+      const Onnx__TensorProto *it = fe_map_get(inits, vi->name);
+      const Onnx__TypeProto *tp = vi->type;
+      if (!it || !tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) continue;
+      const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+      bool ok = !tt->has_elem_type || !it->has_data_type || tt->elem_type == it->data_type;
+      if (ok && tt->shape) {
+        ok = tt->shape->n_dim == it->n_dims;
+        for (size_t k = 0; ok && k < it->n_dims; k++) {
+          const Onnx__TensorShapeProto__Dimension *dm = tt->shape->dim[k];
+          if (dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dm->dim_value != it->dims[k])
+            ok = false;
+        }
+      }
+      if (!ok)
+        st = lb_diag_error(d, LB_ERR_INVALID, NULL,
+                           "graph input \"%s\" and the initializer of the same name disagree on "
+                           "element type or shape", vi->name);
+      continue;
+    }
     if (fe_map_has(&c->values, vi->name)) {
       st = lb_diag_error(d, LB_ERR_INVALID, NULL, "graph input \"%s\" is declared twice", vi->name);
       continue;

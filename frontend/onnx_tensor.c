@@ -41,7 +41,8 @@ enum lb_status fe_read_file(struct lb_diag *d, const char *path, int64_t limit, 
                             size_t *len) {
   *data = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY);
+  /* O_NONBLOCK: a FIFO or device given as the model must not block the open */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return lb_diag_error(d, LB_ERR_IO, NULL, "cannot open \"%s\": %s", path, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -169,7 +170,7 @@ static enum lb_status read_external(struct fe_ctx *c, const Onnx__TensorProto *t
                          "%s: external data \"%s\" resolves outside the model's folder (to \"%s\")",
                          what, loc, file_real);
 
-  int fd = open(file_real, O_RDONLY);
+  int fd = open(file_real, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0)
     return lb_diag_error(d, LB_ERR_IO, NULL, "%s: cannot open external data \"%s\": %s", what,
                          file_real, strerror(errno));

@@ -36,7 +36,7 @@ void *lb_arena_alloc(struct lb_arena *a, size_t size) {
 
 char *lb_arena_strndup(struct lb_arena *a, const char *s, size_t n) {
   char *p = lb_arena_alloc(a, n + 1);
-  memcpy(p, s, n);
+  if (n) memcpy(p, s, n); /* s may be NULL when n is 0 (an empty protobuf string) */
   p[n] = 0;
   return p;
 }

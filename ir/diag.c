@@ -57,6 +57,22 @@ void lb_diag_append_error(struct lb_diag *d, enum lb_status st, const char *text
   diag_append(d, text, n);
 }
 
+/* Appends s with control characters (names from hostile models may hold
+ * newlines or terminal escape sequences) written as \xNN. */
+static void diag_append_escaped(struct lb_diag *d, const char *s, size_t n) {
+  size_t start = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != 0x7f) continue;
+    diag_append(d, s + start, i - start);
+    char esc[5];
+    snprintf(esc, sizeof esc, "\\x%02x", c);
+    diag_append(d, esc, 4);
+    start = i + 1;
+  }
+  diag_append(d, s + start, n - start);
+}
+
 static void diag_vappendf(struct lb_diag *d, const char *fmt, va_list ap) {
   char buf[1024];
   va_list ap2;
@@ -65,13 +81,13 @@ static void diag_vappendf(struct lb_diag *d, const char *fmt, va_list ap) {
   va_end(ap2);
   if (n < 0) return;
   if ((size_t)n < sizeof buf) {
-    diag_append(d, buf, (size_t)n);
+    diag_append_escaped(d, buf, (size_t)n);
     return;
   }
   char *big = malloc((size_t)n + 1);
   if (!big) abort();
   vsnprintf(big, (size_t)n + 1, fmt, ap);
-  diag_append(d, big, (size_t)n);
+  diag_append_escaped(d, big, (size_t)n);
   free(big);
 }
 

@@ -18,6 +18,10 @@
  */
 #include "ir/ir.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -1306,8 +1310,19 @@ enum lb_status lb_graph_parse(const char *text, size_t len, const char *filename
 
 enum lb_status lb_graph_parse_file(const char *path, struct lb_graph **out, struct lb_diag *d) {
   *out = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return lb_diag_error(d, LB_ERR_IO, NULL, "cannot open %s: %s", path, strerror(errno));
+  /* O_NONBLOCK so that a FIFO or device does not block; only regular files are read */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return lb_diag_error(d, LB_ERR_IO, NULL, "cannot open %s: %s", path, strerror(errno));
+  struct stat sb;
+  if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    close(fd);
+    return lb_diag_error(d, LB_ERR_IO, NULL, "%s is not a regular file", path);
+  }
+  FILE *f = fdopen(fd, "rb");
+  if (!f) {
+    close(fd);
+    return lb_diag_error(d, LB_ERR_IO, NULL, "cannot open %s: %s", path, strerror(errno));
+  }
   struct sbuf b = {0};
   char chunk[1 << 16];
   size_t n;
