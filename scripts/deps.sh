@@ -6,6 +6,7 @@ LOWBIT_PACKAGES="cmake make gcc libc6-dev pkg-config
   llvm-19-dev llvm-19-tools
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev
   libcmocka-dev
+  clang-19 libclang-rt-19-dev
   python3 python3-onnx python3-numpy
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 

@@ -2,7 +2,8 @@
 # Quick start, step 2: install what is missing, build, and run every test:
 #   unit (cmocka) and FileCheck IR tests, ONNX backend conformance, end-to-end
 #   models on x86-64 and on aarch64 under qemu, then the unit and IR tests
-#   again under AddressSanitizer + UndefinedBehaviorSanitizer.
+#   again under AddressSanitizer + UndefinedBehaviorSanitizer, then a short
+#   libFuzzer run of the parsers of untrusted input.
 # Prints one closing line: "tests: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -44,6 +45,10 @@ step e2e-x86_64 $PY tests/e2e/run.py --lowbit "$LOWBIT" --models tests/fixtures/
 step e2e-aarch64-qemu $PY tests/e2e/run.py --lowbit "$LOWBIT" --models tests/fixtures/e2e \
   --target aarch64-linux-gnu --runner qemu-aarch64
 step gpt-fixture sh tests/gpt/check_fixture.sh "$LOWBIT"
+# Hostile models and input files (tests/hostile): every bad case fails cleanly,
+# controls compile and compute the right outputs. The corpus is generated here.
+step hostile-corpus $PY tests/hostile/make_corpus.py build/hostile-corpus
+step hostile $PY tests/hostile/run.py --lowbit "$LOWBIT" --corpus build/hostile-corpus --jobs "$JOBS"
 
 mkdir -p build-asan
 step build-asan build build-asan -DCMAKE_BUILD_TYPE=Debug -DLOWBIT_SANITIZE=ON
@@ -53,6 +58,16 @@ step unit+lit-asan ctest --test-dir build-asan -j"$JOBS" --output-on-failure
 step conformance-asan $PY tests/conformance/run.py --lowbit "$ROOT/build-asan/bin/lowbit" \
   --data build/onnx-node-tests --expected tests/conformance/expected_pass.txt --jobs "$JOBS"
 step e2e-asan $PY tests/e2e/run.py --lowbit "$ROOT/build-asan/bin/lowbit" --models tests/fixtures/e2e
+step hostile-asan $PY tests/hostile/run.py --lowbit "$ROOT/build-asan/bin/lowbit" --corpus build/hostile-corpus \
+  --jobs "$JOBS" --timeout-scale 4
+
+# libFuzzer targets for the parsers of untrusted input (ONNX, IR text, .pb, .npy):
+# clang-19 build, then 20 s per target on seeds made from the repo's inputs
+# (docs/security.md, "Fuzzing"). Any crash, leak, timeout or OOM fails the step.
+mkdir -p build-fuzz
+step build-fuzz build build-fuzz -DCMAKE_C_COMPILER=clang-19 -DLOWBIT_FUZZ=ON
+step fuzz sh tests/fuzz/run_fuzz.sh build-fuzz/bin 20 --node-tests build/onnx-node-tests \
+  --lowbit "$LOWBIT"
 
 echo
 [ -n "$failures" ] && echo "failed steps:$failures"

@@ -1,0 +1,13 @@
+/* fuzz_tensor_npy: .npy bytes -> lbrt_tensor_npy_decode (runtime/).
+ * Property: a decoded tensor re-encoded (lbrt_tensor_npy_header + its raw
+ * bytes) decodes to the same dtype, shape and data. */
+#include <string.h>
+
+#include "runtime/lbrt.h"
+#include "tests/fuzz/fuzz_common.h"
+#include "tests/fuzz/fuzz_tensor.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  fuzz_tensor_roundtrip(data, size, lbrt_tensor_npy_decode, lbrt_tensor_npy_header, "npy");
+  return 0;
+}
