@@ -1249,6 +1249,9 @@ static enum lb_status eval_quant(const struct lb_graph *g, const struct lb_node 
   int64_t ne = numel(tx);
   int32_t axis = (int32_t)lb_node_attr_int(n, "axis", 1);
   switch (n->op) {
+  case LB_OP_OBSERVE: /* identity; statistics are recorded by the calibration runner */
+    memcpy(outs[0], ins[0], (size_t)lb_type_nbytes(tx));
+    return LB_OK;
   case LB_OP_QUANTIZE_LINEAR: {
     /* y = saturate(round_half_even(x / scale) + zp); the division is done in
      * f32 for f32 inputs, as onnxruntime and onnx's reference do */

@@ -852,6 +852,11 @@ static enum lb_status infer_quant(struct lb_graph *g, struct lb_node *n, struct 
   const struct lb_type *x = in_t(n, 0);
   struct lb_shape s;
   switch (n->op) {
+  case LB_OP_OBSERVE:
+    /* identity: the output has the input's type */
+    TRY(check_class(n, d, 0, TC_FLOAT));
+    set_out(n, 0, x->dtype, &x->shape);
+    return LB_OK;
   case LB_OP_QUANTIZE_LINEAR: {
     const struct lb_type *zp = in_t(n, 2);
     TRY(check_class(n, d, 0, TC_FLOAT));

@@ -32,6 +32,7 @@ struct attr_spec {
 #define F LB_ATTR_FLOAT
 #define S LB_ATTR_STRING
 #define IS LB_ATTR_INTS
+#define SS LB_ATTR_STRINGS
 #define REQ true
 /* A NULL entry: the op takes no attributes. Specs end with a {NULL} entry. */
 static const struct attr_spec *const attr_specs[LB_OP_COUNT] = {
@@ -77,11 +78,13 @@ static const struct attr_spec *const attr_specs[LB_OP_COUNT] = {
                                              {0}},
     [LB_OP_QUANTIZE_LINEAR] = (const struct attr_spec[]){{"axis", I, 0}, {0}},
     [LB_OP_DEQUANTIZE_LINEAR] = (const struct attr_spec[]){{"axis", I, 0}, {0}},
+    [LB_OP_OBSERVE] = (const struct attr_spec[]){{"stats", SS, REQ}, {0}},
 };
 #undef I
 #undef F
 #undef S
 #undef IS
+#undef SS
 #undef REQ
 
 /* ONNX ops that the importer rewrites away (docs/ir-ops.md); their attributes are not checked. */
@@ -363,6 +366,17 @@ static void check_attrs(struct verifier *v, const struct lb_node *n) {
     bool ok = false;
     for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) ok |= strcmp(str, acts[k]) == 0;
     if (!ok) fail(v, n, "unknown activation act=\"%s\"", str);
+  }
+  const struct lb_attr *sa;
+  if (n->op == LB_OP_OBSERVE && (sa = lb_node_attr(n, "stats")) && sa->kind == LB_ATTR_STRINGS) {
+    static const char *const kinds[] = {"minmax", "absmax_channel", "hist"};
+    if (sa->n == 0) fail(v, n, "'stats' must name at least one statistic");
+    for (int64_t i = 0; i < sa->n; i++) {
+      bool ok = false;
+      for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) ok |= strcmp(sa->strings[i], kinds[k]) == 0;
+      if (!ok)
+        fail(v, n, "unknown statistic \"%s\" in 'stats' (minmax, absmax_channel, hist)", sa->strings[i]);
+    }
   }
 }
 

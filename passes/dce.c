@@ -4,7 +4,9 @@
  * by the graph. One reverse sweep over the topologically ordered nodes with
  * use counts finds all of them: when a node dies, its inputs lose a use, and
  * their producers (earlier in the list) are visited afterwards. Ops have no
- * side effects, so removing unread computations cannot change the results.
+ * side effects, so removing unread computations cannot change the results;
+ * the one exception is `observe` (calibration instrumentation, whose effect is
+ * the statistics it records), which is always kept.
  * lb_graph_compact then drops the nodes and the blobs only they referenced.
  */
 #include "passes/pass.h"
@@ -21,7 +23,7 @@ enum lb_status lb_pass_dce(struct lb_graph *g, struct lb_pass_context *ctx) {
       removed = true;
       continue;
     }
-    if (!lb_rw_unused(n, uses)) continue;
+    if (n->op == LB_OP_OBSERVE || !lb_rw_unused(n, uses)) continue;
     n->dead = true;
     removed = true;
     for (int32_t k = 0; k < n->n_inputs; k++)

@@ -16,9 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codegen/calibrate.h"
 #include "codegen/codegen.h"
 #include "frontend/onnx.h"
 #include "ir/ir.h"
+#include "passes/calib.h"
 #include "passes/pass.h"
 
 #define LOWBIT_VERSION "0.1.0"
@@ -57,7 +59,14 @@ static const char usage_text[] =
     "  --verify-each           run the IR verifier after every pass\n"
     "  --time-passes           report the time each pass took\n"
     "  --full-blobs            print weights in full in printed IR (default: elided)\n"
-    "  -v, --verbose           report each stage's time and the link command\n";
+    "  -v, --verbose           report each stage's time and the link command\n"
+    "calibration (first part of INT8 support: statistics and scales; code stays float):\n"
+    "  --calib DIR             run the model on the samples in DIR (DIR/<sample>/input_K.pb\n"
+    "                          or DIR/<sample>/<input name>.npy) and attach activation scales\n"
+    "  --calib-method M        minmax (default), percentile:P, kl, mse\n"
+    "  --calib-scheme S        int8 (symmetric, default) or uint8 (asymmetric)\n"
+    "  --save-calib FILE       write statistics and scales as JSON (needs --calib)\n"
+    "  --load-calib FILE       attach the scales of a file written by --save-calib\n";
 
 static void usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, "lowbit: error: ");
@@ -91,6 +100,9 @@ static void str_list_push(struct str_list *l, const char *s) {
 
 struct compile_args {
   const char *input, *output, *name, *target, *cpu, *features, *pipeline, *dump_dir;
+  const char *calib_dir, *save_calib, *load_calib, *calib_method_arg, *calib_scheme_arg;
+  struct lb_calib_method calib_method;
+  enum lb_calib_scheme calib_scheme;
   enum { OUT_EXE, OUT_OBJ, OUT_ASM, OUT_LLVM, OUT_LIB, OUT_IR } emit;
   int opt_level;
   struct lb_dim_binding *dims;
@@ -102,6 +114,8 @@ struct compile_args {
   bool print_before_all, print_after_all, print_changed, verify_each, time_passes;
   bool full_blobs, verbose;
 };
+
+static bool same_file(const char *a, const char *b);
 
 /* Matches "--opt=value" or "--opt value"; advances *i past a separate value. */
 static const char *option_value(int argc, char **argv, int *i, const char *opt) {
@@ -145,6 +159,16 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->features = v;
     } else if ((v = option_value(argc, argv, &i, "--pipeline"))) {
       a->pipeline = v;
+    } else if ((v = option_value(argc, argv, &i, "--calib-method"))) {
+      a->calib_method_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--calib-scheme"))) {
+      a->calib_scheme_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--calib"))) {
+      a->calib_dir = v;
+    } else if ((v = option_value(argc, argv, &i, "--save-calib"))) {
+      a->save_calib = v;
+    } else if ((v = option_value(argc, argv, &i, "--load-calib"))) {
+      a->load_calib = v;
     } else if ((v = option_value(argc, argv, &i, "--dump-dir"))) {
       a->dump_dir = v;
     } else if ((v = option_value(argc, argv, &i, "--print-before"))) {
@@ -200,6 +224,22 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
   }
   if (!a->input) usage_error("%s", "no model given");
   if (!a->output) usage_error("%s", "no output given (-o PATH)");
+  if (a->save_calib && !a->calib_dir) usage_error("%s", "--save-calib needs --calib DIR (the samples to calibrate on)");
+  if (a->load_calib && a->calib_dir)
+    usage_error("%s", "--load-calib and --calib exclude each other (calibrate, or reuse a saved calibration)");
+  if ((a->calib_method_arg || a->calib_scheme_arg) && !a->calib_dir)
+    usage_error("%s", "--calib-method and --calib-scheme need --calib DIR (a saved calibration keeps its own)");
+  char err[160];
+  if (a->calib_method_arg && !lb_calib_method_parse(a->calib_method_arg, &a->calib_method, err, sizeof err))
+    usage_error("%s", err);
+  a->calib_scheme = LB_CALIB_INT8_SYM;
+  if (a->calib_scheme_arg) {
+    if (strcmp(a->calib_scheme_arg, "int8") == 0) a->calib_scheme = LB_CALIB_INT8_SYM;
+    else if (strcmp(a->calib_scheme_arg, "uint8") == 0) a->calib_scheme = LB_CALIB_UINT8_ASYM;
+    else usage_error("unknown --calib-scheme '%s' (int8, uint8)", a->calib_scheme_arg);
+  }
+  if (a->save_calib && (same_file(a->save_calib, a->input)))
+    usage_error("--save-calib '%s' is the input model", a->save_calib);
 }
 
 /* Refuses to write over the model being compiled. */
@@ -252,6 +292,81 @@ static int report(struct lb_diag *d, enum lb_status st) {
   return st == LB_ERR_USAGE ? EXIT_USAGE : EXIT_BAD_INPUT;
 }
 
+static enum lb_status load_model(const struct compile_args *a, struct lb_graph **g, struct lb_diag *d) {
+  enum lb_status st;
+  if (has_suffix(a->input, ".lbir")) {
+    if (a->n_dims || a->n_binds)
+      usage_error("%s", "--dim and --bind apply to ONNX models; IR text has static shapes");
+    st = lb_graph_parse_file(a->input, g, d);
+    if (st == LB_OK) st = lb_graph_verify(*g, d);
+  } else {
+    struct lb_onnx_options o = {
+        .dims = a->dims, .n_dims = a->n_dims, .binds = a->binds, .n_binds = a->n_binds,
+        .max_tensor_bytes = a->max_tensor_bytes,
+    };
+    st = lb_onnx_load_file(a->input, &o, g, d);
+  }
+  return st;
+}
+
+/* Progress on stderr: a bar when stderr is a terminal (redrawn per sample). */
+struct progress {
+  bool tty;
+};
+static void calib_progress(void *ctx, int64_t done, int64_t total) {
+  struct progress *p = ctx;
+  if (!p->tty) return;
+  enum { W = 30 };
+  int fill = total ? (int)(done * W / total) : W;
+  char bar[W + 1];
+  for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '.';
+  bar[W] = 0;
+  fprintf(stderr, "\rlowbit: calibrating [%s] %lld/%lld", bar, (long long)done, (long long)total);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* The calibration pipeline: the compile pipeline up to (not including)
+ * plan-memory, then insert-observers. Value names then match the compiled
+ * graph's, since passes are deterministic. */
+static char *calib_pipeline(const char *pipeline) {
+  size_t n = strlen(pipeline) + 32;
+  char *out = malloc(n), *copy = strdup(pipeline);
+  if (!out || !copy) abort();
+  out[0] = 0;
+  for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    if (strcmp(tok, "plan-memory") == 0 || strcmp(tok, "insert-observers") == 0) continue;
+    strcat(out, tok);
+    strcat(out, ",");
+  }
+  strcat(out, "insert-observers");
+  free(copy);
+  return out;
+}
+
+static enum lb_status run_calibration(const struct compile_args *a, struct lb_calib_result *res,
+                                      struct lb_diag *d) {
+  struct lb_graph *gc = NULL;
+  double t0 = now_ms();
+  enum lb_status st = load_model(a, &gc, d);
+  char *pipe = calib_pipeline(a->pipeline ? a->pipeline : lb_default_pipeline);
+  if (st == LB_OK) st = lb_pass_manager_run(gc, pipe, NULL, d);
+  free(pipe);
+  struct progress pr = {.tty = isatty(2) != 0};
+  struct lb_codegen_options co = {.cpu = a->cpu, .features = a->features, .opt_level = a->opt_level,
+                                  .model_name = "lowbit_calib"};
+  struct lb_calib_run_options ro = {.cg = &co, .progress = calib_progress, .progress_ctx = &pr};
+  if (st == LB_OK) st = lb_calibrate(gc, a->calib_dir, &ro, res, d);
+  lb_graph_free(gc);
+  if (st != LB_OK) return st;
+  char method[64];
+  lb_calib_method_format(&a->calib_method, method, sizeof method);
+  fprintf(stderr, "lowbit: calibrated %d values on %lld samples from %s (%s, %s) in %.1f ms\n", (int)res->n_stats,
+          (long long)res->samples, a->calib_dir, method, a->calib_scheme == LB_CALIB_INT8_SYM ? "int8" : "uint8",
+          now_ms() - t0);
+  return LB_OK;
+}
+
 static int cmd_compile(int argc, char **argv) {
   struct compile_args a;
   parse_compile_args(argc, argv, &a);
@@ -263,19 +378,15 @@ static int cmd_compile(int argc, char **argv) {
   enum lb_status st;
   double t0 = now_ms();
 
-  if (has_suffix(a.input, ".lbir")) {
-    if (a.n_dims || a.n_binds)
-      usage_error("%s", "--dim and --bind apply to ONNX models; IR text has static shapes");
-    st = lb_graph_parse_file(a.input, &g, &d);
-    if (st == LB_OK) st = lb_graph_verify(g, &d);
-  } else {
-    struct lb_onnx_options o = {
-        .dims = a.dims, .n_dims = a.n_dims, .binds = a.binds, .n_binds = a.n_binds,
-        .max_tensor_bytes = a.max_tensor_bytes,
-    };
-    st = lb_onnx_load_file(a.input, &o, &g, &d);
-  }
+  struct lb_calib_result calib = {0};
+  st = load_model(&a, &g, &d);
   if (st != LB_OK) goto fail;
+  if (a.calib_dir) {
+    st = run_calibration(&a, &calib, &d);
+    if (st != LB_OK) goto fail;
+    lb_diag_free(&d); /* notes of the calibration build (memory plan) are not for the user */
+    lb_diag_init(&d, a.input);
+  }
   double t_load = now_ms();
   if (a.verbose) fprintf(stderr, "lowbit: loaded %s: %d nodes (%.1f ms)\n", a.input, g->n_nodes, t_load - t0);
 
@@ -296,6 +407,22 @@ static int cmd_compile(int argc, char **argv) {
   lb_diag_free(&d);
   lb_diag_init(&d, a.input);
 
+  if (a.calib_dir) {
+    struct lb_calib_file_info info = {.model = g->name, .samples = calib.samples, .method = a.calib_method,
+                                      .scheme = a.calib_scheme};
+    if (a.save_calib) {
+      st = lb_calib_write_json(a.save_calib, calib.stats, calib.n_stats, &info, &d);
+    }
+    if (st == LB_OK) st = lb_calib_attach(g, calib.stats, calib.n_stats, &info, &d);
+    if (st != LB_OK) goto fail;
+  }
+  if (a.load_calib) {
+    int32_t n_att = 0;
+    st = lb_calib_load_json(g, a.load_calib, &n_att, &d);
+    if (st != LB_OK) goto fail;
+    if (a.verbose) fprintf(stderr, "lowbit: %s: scales attached to %d values\n", a.load_calib, (int)n_att);
+  }
+
   if (a.emit == OUT_IR) {
     st = write_ir_file(g, a.output, &d);
   } else {
@@ -309,6 +436,7 @@ static int cmd_compile(int argc, char **argv) {
   if (st != LB_OK) goto fail;
   if (a.verbose) fprintf(stderr, "lowbit: code generation (%.1f ms)\n", now_ms() - t_pass);
   lb_graph_free(g);
+  lb_calib_result_free(&calib);
   if (a.verbose && d.text) fputs(d.text, stderr); /* notes from code generation */
   lb_diag_free(&d);
   free_compile_args(&a);
@@ -316,6 +444,7 @@ static int cmd_compile(int argc, char **argv) {
 
 fail:
   lb_graph_free(g);
+  lb_calib_result_free(&calib);
   {
     int rc = report(&d, st);
     lb_diag_free(&d);

@@ -1,0 +1,40 @@
+/* calibrate.h: the calibration runner (codegen/calibrate.c).
+ *
+ * Layering: the statistics and range selection are pure C in passes/calib.{h,c}
+ * (depends on ir only); the runner lives here because it JIT-compiles the
+ * instrumented graph (codegen/jit.c) and reads sample tensors with the
+ * runtime's readers (runtime/tensor*.c, linked into the compiler as lb_rt_tensor).
+ */
+#ifndef LB_CODEGEN_CALIBRATE_H
+#define LB_CODEGEN_CALIBRATE_H
+
+#include "codegen/codegen.h"
+#include "passes/calib.h"
+
+struct lb_calib_result {
+  struct lb_calib_stat *stats; /* one per observer, in graph order */
+  int32_t n_stats;
+  int64_t samples;
+};
+void lb_calib_result_free(struct lb_calib_result *r);
+
+struct lb_calib_run_options {
+  const struct lb_codegen_options *cg; /* cpu/features/opt_level for the JIT; may be NULL */
+  /* called after each sample (done = 1..total) and once before the first with
+   * done = 0; may be NULL */
+  void (*progress)(void *ctx, int64_t done, int64_t total);
+  void *progress_ctx;
+};
+
+/* Runs g (which holds observe nodes, from the insert-observers pass; not yet
+ * memory-planned) on every sample under `dir` and accumulates the statistics
+ * each observer asks for. g is consumed: observers are replaced by extra graph
+ * outputs and its memory is planned; free it afterwards.
+ *
+ * Samples: every subdirectory of dir (sorted by name) is one sample holding,
+ * for each graph input k, `input_K.pb` (ONNX test-data layout) or
+ * `<input name>.npy`. Each tensor must have exactly the input's dtype and shape. */
+enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb_calib_run_options *o,
+                            struct lb_calib_result *out, struct lb_diag *d);
+
+#endif
