@@ -267,6 +267,14 @@ int32_t *lb_graph_count_uses(struct lb_graph *g);
 const char *lb_graph_unique_name(struct lb_graph *g, const char *base);
 struct lb_value *lb_graph_find_value(const struct lb_graph *g, const char *name);
 
+/* ---- writing files atomically (ir/atomic_file.c) ----------------------------- */
+/* Opens a temporary file beside `path`; write to it, then lb_atomic_commit()
+ * renames it to `path` (or removes it on any error). Never leaves a partial
+ * file. Returns NULL with a message in d on failure. */
+FILE *lb_atomic_open(const char *path, char **tmp, struct lb_diag *d);
+/* Closes f and renames tmp to path; frees tmp. */
+enum lb_status lb_atomic_commit(FILE *f, char *tmp, const char *path, struct lb_diag *d);
+
 /* ---- text form, verifier (ir/print.c, ir/parse.c, ir/verify.c) -------------- */
 enum lb_print_blobs {
   LB_PRINT_BLOBS_FULL,   /* blob bytes inline: the file is a complete model */

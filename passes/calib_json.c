@@ -89,16 +89,9 @@ static void write_stat(FILE *f, const struct lb_calib_stat *s, const struct lb_c
 
 enum lb_status lb_calib_write_json(const char *path, const struct lb_calib_stat *stats, int32_t n,
                                    const struct lb_calib_file_info *info, struct lb_diag *d) {
-  size_t tl = strlen(path) + 32;
-  char *tmp = malloc(tl);
-  if (!tmp) abort();
-  snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
-    free(tmp);
-    return LB_ERR_IO;
-  }
+  char *tmp;
+  FILE *f = lb_atomic_open(path, &tmp, d);
+  if (!f) return LB_ERR_IO;
   char method[64];
   lb_calib_method_format(&info->method, method, sizeof method);
   fputs("{\n  \"format\": \"lowbit-calibration\",\n  \"version\": 1,\n  \"note\": \"" CALIB_NOTE "\",\n", f);
@@ -112,16 +105,7 @@ enum lb_status lb_calib_write_json(const char *path, const struct lb_calib_stat 
     write_stat(f, &stats[i], info);
   }
   fputs(n ? "\n  }\n}\n" : "}\n}\n", f);
-  bool ok = !ferror(f);
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return LB_ERR_IO;
-  }
-  free(tmp);
-  return LB_OK;
+  return lb_atomic_commit(f, tmp, path, d);
 }
 
 /* ---- JSON reader -------------------------------------------------------------- */

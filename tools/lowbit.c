@@ -252,29 +252,13 @@ static bool same_file(const char *a, const char *b) {
 /* Writes IR text to `path` through a temporary file so that a failure never
  * leaves a partial output. */
 static enum lb_status write_ir_file(const struct lb_graph *g, const char *path, struct lb_diag *d) {
-  size_t n = strlen(path) + 32;
-  char *tmp = malloc(n);
-  if (!tmp) abort();
-  snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
-    free(tmp);
-    return LB_ERR_IO;
-  }
+  char *tmp;
+  FILE *f = lb_atomic_open(path, &tmp, d);
+  if (!f) return LB_ERR_IO;
   struct lb_print_options opt = lb_print_defaults;
   opt.blobs = LB_PRINT_BLOBS_FULL;
   lb_graph_print(g, f, &opt);
-  bool ok = !ferror(f);
-  ok = (fclose(f) == 0) && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));
-    unlink(tmp);
-    free(tmp);
-    return LB_ERR_IO;
-  }
-  free(tmp);
-  return LB_OK;
+  return lb_atomic_commit(f, tmp, path, d);
 }
 
 static void free_compile_args(struct compile_args *a) {

@@ -123,36 +123,18 @@ static enum lb_status parse_input(const char *path, struct lb_graph **g, struct 
 /* Writes g to `path` through a temporary file in the same directory. */
 static int write_atomic(const struct lb_graph *g, const char *path,
                         const struct lb_print_options *popt) {
-  size_t n = strlen(path) + 16;
-  char *tmp = malloc(n);
-  if (!tmp) abort();
-  snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
-    fprintf(stderr, "lowbit-opt: cannot create '%s': %s\n", tmp, strerror(errno));
-    free(tmp);
-    return 1;
+  struct lb_diag d;
+  lb_diag_init(&d, NULL);
+  char *tmp;
+  FILE *f = lb_atomic_open(path, &tmp, &d);
+  enum lb_status st = LB_ERR_IO;
+  if (f) {
+    lb_graph_print(g, f, popt);
+    st = lb_atomic_commit(f, tmp, path, &d);
   }
-  FILE *f = fdopen(fd, "w");
-  if (!f) {
-    close(fd);
-    unlink(tmp);
-    free(tmp);
-    return fail("fdopen failed");
-  }
-  lb_graph_print(g, f, popt);
-  bool bad = fflush(f) != 0 || ferror(f) != 0 || fsync(fileno(f)) != 0;
-  int saved = errno;
-  if (fclose(f) != 0) bad = true;
-  if (bad || rename(tmp, path) != 0) {
-    if (!bad) saved = errno;
-    fprintf(stderr, "lowbit-opt: cannot write '%s': %s\n", path, strerror(saved));
-    unlink(tmp);
-    free(tmp);
-    return 1;
-  }
-  free(tmp);
-  return 0;
+  if (st != LB_OK && d.text) fprintf(stderr, "lowbit-opt: %s", d.text);
+  lb_diag_free(&d);
+  return st == LB_OK ? 0 : 1;
 }
 
 /* Matches "--name=value" or "--name value"; returns the value or NULL. */
