@@ -104,16 +104,7 @@ def self_test(args):
         me = [sys.executable, os.path.abspath(__file__), "--lowbit", fake, "--models", models]
 
         def check(what, extra, env, want_rc, want_re):
-            e = dict(os.environ)
-            e.update(env)
-            p = subprocess.run(me + extra, env=e, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-            last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
-            ok = (p.returncode != 0) == (want_rc != 0) and re.search(want_re, p.stdout, re.M)
-            print(f"self-test {'ok  ' if ok else 'FAIL'} {what}: rc={p.returncode} | {last}")
-            if not ok:
-                failures.append(what)
-                print(p.stdout)
+            cmp.self_test_check(me, failures, what, extra, env, want_rc, want_re)
 
         n = len([d for d in os.listdir(models) if os.path.isfile(
             os.path.join(models, d, "case.json"))])

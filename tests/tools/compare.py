@@ -225,6 +225,21 @@ def describe_exit(proc):
 BIND_RE = re.compile(r"--bind\s+([^\s=]+)=")
 
 
+def self_test_check(me, failures, what, extra, env, want_rc, want_re):
+    """Harness self-tests: runs the runner `me` + extra with env added, expects a
+    zero/non-zero exit as want_rc says and want_re in its output; records failures."""
+    e = dict(os.environ)
+    e.update(env)
+    p = subprocess.run(me + extra, env=e, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+    ok = (p.returncode != 0) == (want_rc != 0) and re.search(want_re, p.stdout, re.M)
+    print(f"self-test {'ok  ' if ok else 'FAIL'} {what}: rc={p.returncode} | {last}")
+    if not ok:
+        failures.append(what)
+        print(p.stdout)
+
+
 def compile_and_run(lowbit, model, input_names, input_files, workdir, dims=None,
                     target=None, cpu=None, runner=None, compile_timeout=60, run_timeout=60,
                     extra_compile_args=()):
