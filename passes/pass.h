@@ -4,22 +4,41 @@
 
 #include "ir/ir.h"
 
+struct lb_calib_stat; /* passes/calib.h */
+
+/* One `key=value` of a pipeline entry `name{key=value ...}`. */
+struct lb_pass_arg {
+  const char *key, *value;
+};
+
 struct lb_pass_context {
   struct lb_diag *diag;
   bool changed; /* a pass sets this when it modified the graph */
   /* scratch arena, reset after each pass */
   struct lb_arena scratch;
+  /* the entry's arguments (keys already checked against the pass's list) */
+  const struct lb_pass_arg *args;
+  int32_t n_args;
+  /* calibration statistics, by value name (lb_pass_options.calib); may be empty */
+  const struct lb_calib_stat *calib;
+  int32_t n_calib;
 };
+
+/* The value of argument `key`, or NULL when the pipeline did not give it. */
+const char *lb_pass_arg(const struct lb_pass_context *ctx, const char *key);
+/* The statistic recorded for value `name`, or NULL. */
+const struct lb_calib_stat *lb_pass_calib(const struct lb_pass_context *ctx, const char *name);
 
 typedef enum lb_status (*lb_pass_fn)(struct lb_graph *g, struct lb_pass_context *ctx);
 
 struct lb_pass_info {
   const char *name;    /* command-line name, e.g. "fold-constants" */
   lb_pass_fn run;      /* lb_pass_fold_constants */
+  const char *args;    /* accepted argument keys, space-separated; "" for none */
   const char *summary; /* one line for --list-passes */
 };
 
-#define PASS(name, ident, summary) \
+#define PASS(name, ident, args, summary) \
   enum lb_status lb_pass_##ident(struct lb_graph *g, struct lb_pass_context *ctx);
 #include "passes/passes.def"
 #undef PASS
@@ -41,10 +60,14 @@ struct lb_pass_options {
   bool time_passes;       /* report per-pass wall time on `print_out` at the end */
   FILE *print_out;        /* where printing goes; NULL = stderr */
   enum lb_print_blobs dump_blobs; /* print/dump blob mode; default ELIDED */
+  /* calibration statistics handed to every pass (smoothquant, split-outliers) */
+  const struct lb_calib_stat *calib;
+  int32_t n_calib;
 };
 
-/* Runs a comma-separated pipeline ("fold-constants,dce"). Unknown pass names
- * are a usage error naming the pass and listing the known ones. */
+/* Runs a comma-separated pipeline ("fold-constants,dce"). An entry may carry
+ * arguments: "quantize{scheme=w8a8}", "smoothquant{alpha=0.5 x=y}". Unknown
+ * pass names and argument keys are usage errors naming the known ones. */
 enum lb_status lb_pass_manager_run(struct lb_graph *g, const char *pipeline,
                                    const struct lb_pass_options *opt, struct lb_diag *d);
 

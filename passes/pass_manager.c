@@ -1,13 +1,17 @@
 /* pass_manager.c: the pass table and the driver that runs a pipeline.
  *
  * A pipeline is a comma-separated list of pass names from passes/passes.def
- * ("infer-shapes,dce"); the empty string runs nothing. Each pass runs with a
+ * ("infer-shapes,dce"), each optionally with arguments in braces
+ * ("quantize{scheme=w8a8}", keys separated by spaces); the empty string runs
+ * nothing. Each pass runs with a
  * fresh lb_pass_context whose scratch arena is freed after it. Around every
  * pass the manager can print the IR (before/after a named pass, after all,
  * only when changed), dump it to NN-<pass>.lbir files, verify it and time it.
  * The first error stops the pipeline and is returned.
  */
 #include "passes/pass.h"
+
+#include "passes/calib.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +20,7 @@
 #include <time.h>
 
 const struct lb_pass_info lb_passes[] = {
-#define PASS(name, ident, summary) {name, lb_pass_##ident, summary},
+#define PASS(name, ident, args, summary) {name, lb_pass_##ident, args, summary},
 #include "passes/passes.def"
 #undef PASS
 };
@@ -47,46 +51,127 @@ static bool name_listed(const char *const *list, const char *name) {
   return false;
 }
 
-/* Splits `pipeline` into pass entries; unknown names are a usage error. */
-static enum lb_status parse_pipeline(const char *pipeline, const struct lb_pass_info ***out,
-                                     int32_t *count, struct lb_diag *d) {
+const char *lb_pass_arg(const struct lb_pass_context *ctx, const char *key) {
+  for (int32_t i = 0; i < ctx->n_args; i++)
+    if (strcmp(ctx->args[i].key, key) == 0) return ctx->args[i].value;
+  return NULL;
+}
+
+const struct lb_calib_stat *lb_pass_calib(const struct lb_pass_context *ctx, const char *name) {
+  for (int32_t i = 0; i < ctx->n_calib; i++)
+    if (strcmp(ctx->calib[i].name, name) == 0) return &ctx->calib[i];
+  return NULL;
+}
+
+/* One pipeline entry: the pass and its arguments (strings in `mem`). */
+struct entry {
+  const struct lb_pass_info *info;
+  struct lb_pass_arg args[8];
+  int32_t n_args;
+};
+
+static bool key_accepted(const char *list, const char *key, size_t klen) {
+  for (const char *p = list; *p;) {
+    while (*p == ' ') p++;
+    size_t n = strcspn(p, " ");
+    if (n && n == klen && strncmp(p, key, n) == 0) return true;
+    p += n;
+  }
+  return false;
+}
+
+static void list_known(char *known, size_t cap) {
+  known[0] = 0;
+  for (int32_t i = 0; i < lb_n_passes; i++) {
+    if (i) strncat(known, ", ", cap - strlen(known) - 1);
+    strncat(known, lb_passes[i].name, cap - strlen(known) - 1);
+  }
+}
+
+/* Parses "k=v k2=v2" (text of length k between the braces) into e->args. */
+static enum lb_status parse_args(const char *s, size_t k, struct entry *e, struct lb_arena *mem,
+                                 struct lb_diag *d) {
+  size_t i = 0;
+  while (i < k) {
+    while (i < k && (s[i] == ' ' || s[i] == '\t')) i++;
+    if (i == k) break;
+    size_t j = i;
+    while (j < k && s[j] != ' ' && s[j] != '\t') j++;
+    const char *eq = memchr(s + i, '=', j - i);
+    if (!eq || eq == s + i)
+      return lb_diag_error(d, LB_ERR_USAGE, NULL, "pass '%s': argument '%.*s' is not key=value",
+                           e->info->name, (int)(j - i), s + i);
+    size_t klen = (size_t)(eq - (s + i));
+    if (!key_accepted(e->info->args, s + i, klen))
+      return lb_diag_error(d, LB_ERR_USAGE, NULL, "pass '%s' has no argument '%.*s' (it takes: %s)",
+                           e->info->name, (int)klen, s + i,
+                           e->info->args[0] ? e->info->args : "none");
+    if (e->n_args == (int32_t)(sizeof e->args / sizeof e->args[0]))
+      return lb_diag_error(d, LB_ERR_USAGE, NULL, "pass '%s': too many arguments", e->info->name);
+    e->args[e->n_args].key = lb_arena_strndup(mem, s + i, klen);
+    e->args[e->n_args].value = lb_arena_strndup(mem, eq + 1, (size_t)(s + j - eq - 1));
+    e->n_args++;
+    i = j;
+  }
+  return LB_OK;
+}
+
+/* Splits `pipeline` into pass entries; unknown names and keys are usage errors. */
+static enum lb_status parse_pipeline(const char *pipeline, struct entry **out, int32_t *count,
+                                     struct lb_arena *mem, struct lb_diag *d) {
   *out = NULL;
   *count = 0;
   if (!pipeline) pipeline = "";
   size_t len = strlen(pipeline);
-  const struct lb_pass_info **list = calloc(len / 2 + 2, sizeof *list);
+  struct entry *list = calloc(len / 2 + 2, sizeof *list);
   if (!list) abort();
   int32_t n = 0;
   const char *p = pipeline;
   while (*p) {
-    const char *e = strchr(p, ',');
-    size_t k = e ? (size_t)(e - p) : strlen(p);
+    /* the entry ends at the first comma outside braces */
+    const char *e = p;
+    int depth = 0;
+    while (*e && (depth || *e != ',')) {
+      if (*e == '{') depth++;
+      else if (*e == '}' && depth) depth--;
+      e++;
+    }
+    size_t k = (size_t)(e - p);
     /* tolerate spaces around names ("dce, cse") */
     const char *s = p;
     while (k && (*s == ' ' || *s == '\t')) s++, k--;
     while (k && (s[k - 1] == ' ' || s[k - 1] == '\t')) k--;
     if (k) {
+      const char *brace = memchr(s, '{', k);
+      size_t nlen = brace ? (size_t)(brace - s) : k;
+      if (brace && s[k - 1] != '}') {
+        lb_diag_error(d, LB_ERR_USAGE, NULL, "pipeline entry '%.*s': missing '}'", (int)k, s);
+        free(list);
+        return LB_ERR_USAGE;
+      }
       char name[128];
       const struct lb_pass_info *info = NULL;
-      if (k < sizeof name) {
-        memcpy(name, s, k);
-        name[k] = 0;
+      if (nlen < sizeof name) {
+        memcpy(name, s, nlen);
+        name[nlen] = 0;
         info = lb_pass_find(name);
       }
       if (!info) {
-        char known[1024] = "";
-        for (int32_t i = 0; i < lb_n_passes; i++) {
-          if (i) strncat(known, ", ", sizeof known - strlen(known) - 1);
-          strncat(known, lb_passes[i].name, sizeof known - strlen(known) - 1);
-        }
-        lb_diag_error(d, LB_ERR_USAGE, NULL, "unknown pass '%.*s' (known passes: %s)", (int)k, s,
+        char known[1024];
+        list_known(known, sizeof known);
+        lb_diag_error(d, LB_ERR_USAGE, NULL, "unknown pass '%.*s' (known passes: %s)", (int)nlen, s,
                       known);
         free(list);
         return LB_ERR_USAGE;
       }
-      list[n++] = info;
+      list[n].info = info;
+      if (brace && parse_args(brace + 1, k - nlen - 2, &list[n], mem, d) != LB_OK) {
+        free(list);
+        return LB_ERR_USAGE;
+      }
+      n++;
     }
-    if (!e) break;
+    if (!*e) break;
     p = e + 1;
   }
   *out = list;
@@ -163,8 +248,7 @@ static enum lb_status verify_after(const struct lb_graph *g, const char *pass, s
   return st;
 }
 
-static void print_timing(FILE *out, const struct lb_pass_info *const *list, const double *ms,
-                         int32_t n) {
+static void print_timing(FILE *out, const struct entry *list, const double *ms, int32_t n) {
   double total = 0;
   for (int32_t i = 0; i < n; i++) total += ms[i];
   fprintf(out, "===-------------------------------------------------------------------------===\n"
@@ -175,7 +259,7 @@ static void print_timing(FILE *out, const struct lb_pass_info *const *list, cons
           total / 1e3);
   for (int32_t i = 0; i < n; i++)
     fprintf(out, "  %10.3f  %6.1f%%  %s\n", ms[i], total > 0 ? 100.0 * ms[i] / total : 0.0,
-            list[i]->name);
+            list[i].info->name);
   fprintf(out, "  %10.3f  %6.1f%%  Total\n", total, 100.0);
   fflush(out);
 }
@@ -188,10 +272,14 @@ enum lb_status lb_pass_manager_run(struct lb_graph *g, const char *pipeline,
   struct lb_print_options popt = lb_print_defaults;
   popt.blobs = opt->dump_blobs;
 
-  const struct lb_pass_info **list;
+  struct entry *list;
   int32_t n;
-  enum lb_status st = parse_pipeline(pipeline, &list, &n, d);
-  if (st != LB_OK) return st;
+  struct lb_arena mem = {0}; /* argument strings */
+  enum lb_status st = parse_pipeline(pipeline, &list, &n, &mem, d);
+  if (st != LB_OK) {
+    lb_arena_free(&mem);
+    return st;
+  }
   double *ms = calloc((size_t)n + 1, sizeof *ms);
   if (!ms) abort();
 
@@ -202,12 +290,13 @@ enum lb_status lb_pass_manager_run(struct lb_graph *g, const char *pipeline,
 
   int32_t ran = 0;
   for (int32_t i = 0; i < n && st == LB_OK; i++) {
-    const struct lb_pass_info *pass = list[i];
+    const struct lb_pass_info *pass = list[i].info;
     ran = i + 1;
     if (opt->print_before_all || name_listed(opt->print_before, pass->name))
       print_graph(g, out, "before", pass->name, &popt);
 
-    struct lb_pass_context ctx = {.diag = d};
+    struct lb_pass_context ctx = {.diag = d, .args = list[i].args, .n_args = list[i].n_args,
+                                  .calib = opt->calib, .n_calib = opt->n_calib};
     int errors_before = d->count;
     double t0 = now_ms();
     st = pass->run(g, &ctx);
@@ -233,5 +322,6 @@ enum lb_status lb_pass_manager_run(struct lb_graph *g, const char *pipeline,
   if (opt->time_passes) print_timing(out, list, ms, ran);
   free(ms);
   free(list);
+  lb_arena_free(&mem);
   return st;
 }

@@ -48,6 +48,31 @@ static void unknown_pass_is_usage_error(void **state) {
   lb_graph_free(g);
 }
 
+/* Arguments: keys are checked against the pass's list; braces hide commas. */
+static void pass_arguments(void **state) {
+  (void)state;
+  struct lb_graph *g = small_graph();
+  struct lb_diag d;
+  lb_diag_init(&d, NULL);
+  assert_int_equal(lb_pass_manager_run(g, "dce{frob=1 x=2}", NULL, &d), LB_ERR_USAGE);
+  assert_non_null(strstr(d.text, "pass 'dce' has no argument 'frob' (it takes: none)"));
+  lb_diag_free(&d);
+  lb_diag_init(&d, NULL);
+  assert_int_equal(lb_pass_manager_run(g, "dce{frob", NULL, &d), LB_ERR_USAGE);
+  assert_non_null(strstr(d.text, "missing '}'"));
+  lb_diag_free(&d);
+  lb_diag_init(&d, NULL);
+  assert_int_equal(lb_pass_manager_run(g, "dce{novalue}", NULL, &d), LB_ERR_USAGE);
+  assert_non_null(strstr(d.text, "is not key=value"));
+  assert_int_equal(g->n_nodes, 3); /* nothing ran */
+  lb_diag_free(&d);
+  lb_diag_init(&d, NULL);
+  assert_int_equal(lb_pass_manager_run(g, "simplify{}, dce{ }", NULL, &d), LB_OK);
+  assert_int_equal(g->n_nodes, 1);
+  lb_diag_free(&d);
+  lb_graph_free(g);
+}
+
 static void empty_and_running(void **state) {
   (void)state;
   struct lb_graph *g = small_graph();
@@ -163,6 +188,7 @@ int main(void) {
       cmocka_unit_test(lookup_and_table),
       cmocka_unit_test(unknown_pass_is_usage_error),
       cmocka_unit_test(empty_and_running),
+      cmocka_unit_test(pass_arguments),
       cmocka_unit_test(printing_and_timing),
       cmocka_unit_test(dump_dir_files_parse_back),
       cmocka_unit_test(verify_each_names_the_pass),
