@@ -109,6 +109,7 @@ struct lb_qparams {
   int32_t axis;        /* -1 = per tensor */
   int32_t group_size;  /* 0 = whole axis */
   bool symmetric;
+  bool is_unsigned;    /* integer range [0, 2^bits) instead of [-2^(bits-1), 2^(bits-1)) */
   int64_t n;           /* number of scales */
   float *scales;       /* arena */
   int32_t *zero_points;/* arena; NULL when symmetric */

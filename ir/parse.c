@@ -554,7 +554,7 @@ static struct lb_type parse_type(struct parser *p) {
 }
 
 /* qparams = 'q<' qitem (',' qitem)* '>'
- * qitem   = 'bits=' int | 'axis=' int | 'group=' int | 'sym' | 'asym'
+ * qitem   = 'bits=' int | 'axis=' int | 'group=' int | 'sym' | 'asym' | 'unsigned'
  *         | 'scales=[' (float (',' float)*)? ']' | 'zps=[' (int (',' int)*)? ']'
  * bits and scales are required; zps, if given, has one entry per scale. */
 static struct lb_qparams *parse_qparams(struct parser *p) {
@@ -583,6 +583,8 @@ static struct lb_qparams *parse_qparams(struct parser *p) {
       q->symmetric = true;
     } else if (consume(p, "asym")) {
       q->symmetric = false;
+    } else if (consume(p, "unsigned")) {
+      q->is_unsigned = true;
     } else if (consume(p, "scales=")) {
       if (seen_scales) error_at(p, kpos, "duplicate scales");
       nums->len = 0;
@@ -620,7 +622,7 @@ static struct lb_qparams *parse_qparams(struct parser *p) {
         q->zero_points[i] = (int32_t)((struct num *)nums->data)[i].i;
       seen_zps = true;
     } else {
-      error_at(p, kpos, "expected bits=, axis=, group=, sym, asym, scales= or zps= in q<...>");
+      error_at(p, kpos, "expected bits=, axis=, group=, sym, asym, unsigned, scales= or zps= in q<...>");
     }
   } while (consume(p, ","));
   expect(p, ">");

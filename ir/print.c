@@ -197,7 +197,8 @@ static void out_qparams(struct out *o, const struct lb_qparams *q) {
   out_i64(o, q->axis);
   out_puts(o, ", group=");
   out_i64(o, q->group_size);
-  out_puts(o, q->symmetric ? ", sym, scales=[" : ", asym, scales=[");
+  out_puts(o, q->symmetric ? ", sym" : ", asym");
+  out_puts(o, q->is_unsigned ? ", unsigned, scales=[" : ", scales=[");
   char b[32];
   for (int64_t i = 0; q->scales && i < q->n; i++) {
     if (i) out_puts(o, ", ");

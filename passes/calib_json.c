@@ -367,6 +367,7 @@ static void set_qparams(struct lb_graph *g, struct lb_value *v, float scale, int
   q->axis = -1;
   q->group_size = 0;
   q->symmetric = sym;
+  q->is_unsigned = !sym; /* the schemes: int8 symmetric or uint8 asymmetric */
   q->n = 1;
   q->scales = lb_arena_alloc(&g->arena, sizeof *q->scales);
   q->scales[0] = scale;

@@ -90,7 +90,7 @@ import json,sys; v=json.load(open('$T/s-$m.json'))['values']
 for n,e in v.items():
     lo,hi=e['range']; assert e['min']<=lo<=hi<=e['max'] and e['scale']>0 and 0<=e['zero_point']<=255, (n,e)
 " && ok || bad "method $m json"
-  grep -q "asym, scales=\[.*\], zps=\[" "$T/m.lbir" && ok || bad "method $m: no asym q<>"
+  grep -q "asym, unsigned, scales=\[.*\], zps=\[" "$T/m.lbir" && ok || bad "method $m: no asym q<>"
 done
 # ONNX test-data layout (input_0.pb)
 run_ok pb-layout "$LOWBIT" compile "$MLP" --dim batch=2 --calib "$T/pb" --save-calib "$T/pb.json" --emit ir -o "$T/pb.lbir"

@@ -389,7 +389,7 @@ static void test_roundtrip_qparams_mem(void **state) {
             "  %zp = const i8[] dense<[0]>\n"
             "  %q = quantize_linear(%x, %s, %zp) : i8[2,4] q<bits=8, axis=0, group=0, sym, "
             "scales=[0.023529412, nan:0x7fc00002]> mem=256\n"
-            "  %u = quantize_linear(%x, %s, _) : u8[2,4] q<bits=4, axis=1, group=32, asym, "
+            "  %u = quantize_linear(%x, %s, _) : u8[2,4] q<bits=4, axis=1, group=32, asym, unsigned, "
             "scales=[1, 2, 3, 4], zps=[0, 8, 15, -1]>\n"
             "  %e = identity(%x) : f32[2,4] q<bits=2, axis=-1, group=0, asym, scales=[], zps=[]>\n"
             "  return %q, %u\n"
