@@ -174,6 +174,9 @@ enum lb_status lb_cg_emit_pool(struct lb_cg *cg, struct lb_node *n, LLVMValueRef
                                LLVMValueRef *out);
 enum lb_status lb_cg_emit_quant(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in,
                                 LLVMValueRef *out);
+/* qmatmul (k_qmatmul.c), dispatched by lb_cg_emit_quant */
+enum lb_status lb_cg_emit_qmatmul(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in,
+                                  LLVMValueRef *out);
 
 /* Used by the matmul family and by conv (1x1 as a GEMM). See k_matmul.c. */
 struct lb_cg_gemm {

@@ -283,7 +283,8 @@ static void sig_type(struct sig_buf *b, const struct lb_value *v) {
   sig_put(b, "]");
   const struct lb_qparams *q = v->qparams;
   if (q) {
-    sig_put(b, "q%d,%d,%d,%d,%lld:", q->bits, q->axis, q->group_size, (int)q->symmetric, (long long)q->n);
+    sig_put(b, "q%d,%d,%d,%d,%d,%lld:", q->bits, q->axis, q->group_size, (int)q->symmetric, (int)q->is_unsigned,
+            (long long)q->n);
     if (q->scales) sig_bytes(b, q->scales, sizeof *q->scales * (size_t)q->n);
     sig_put(b, "/");
     if (q->zero_points) sig_bytes(b, q->zero_points, sizeof *q->zero_points * (size_t)q->n);

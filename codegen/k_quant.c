@@ -315,6 +315,7 @@ enum lb_status lb_cg_emit_quant(struct lb_cg *cg, struct lb_node *n, LLVMValueRe
   case LB_OP_QUANTIZE_LINEAR: case LB_OP_DEQUANTIZE_LINEAR: return emit_qdq(cg, n, in, out);
   case LB_OP_DYNAMIC_QUANTIZE_LINEAR: return emit_dynq(cg, n, in, out);
   case LB_OP_MATMUL_INTEGER: case LB_OP_QLINEAR_MATMUL: return emit_qmm(cg, n, in, out);
+  case LB_OP_QMATMUL: return lb_cg_emit_qmatmul(cg, n, in, out);
   case LB_OP_OBSERVE:
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n,
                          "observe nodes are calibration instrumentation: the calibration runner "

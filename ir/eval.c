@@ -1241,6 +1241,66 @@ static void load_params_i(const struct lb_type *t, const void *data, int64_t *ou
   for (int64_t i = 0, ne = lb_shape_numel(&t->shape); i < ne; i++) out[i] = ld_i(t->dtype, data, i);
 }
 
+/* qmatmul, exactly as docs/ir-ops.md "Quantized matmul" states it: 8-bit
+ * activations (quantized here for static/dynamic f32 input) times the int8
+ * weight, accumulated exactly, then one f32 multiply by the product of the two
+ * scales (rounded to f32), the f32 bias add, the activation in f32, and the
+ * optional requantization. W8 (a_quant="none") sums in double, rounds to f32
+ * and scales in f32: the kernels' f32 sums differ from it only by rounding. */
+static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *const *outs) {
+  const struct lb_value *va = n->inputs[0], *vw = n->inputs[1], *vy = n->outputs[0];
+  const struct lb_qparams *qw = vw->qparams, *qa = va->qparams, *qy = vy->qparams;
+  int64_t k = vw->type.shape.dims[0], nn = vw->type.shape.dims[1];
+  int64_t rows = k ? numel(&va->type) / k : numel(&vy->type) / (nn ? nn : 1);
+  const int8_t *w = ins[1];
+  const float *bias = HAS(2) ? ins[2] : NULL;
+  const char *aq = lb_node_attr_string(n, "a_quant", "none"), *act = lb_node_attr_string(n, "act", "none");
+  bool none = strcmp(aq, "none") == 0, dynamic = strcmp(aq, "dynamic") == 0;
+  enum lb_dtype ta = va->type.dtype, ty = vy->type.dtype;
+  bool a_int = ta == LB_DTYPE_I8 || ta == LB_DTYPE_U8, y_int = ty == LB_DTYPE_I8 || ty == LB_DTYPE_U8;
+  int64_t *q = xmalloc(sizeof *q * (size_t)(k + 1));
+  for (int64_t r = 0; r < rows; r++) {
+    float sa = 1;
+    int64_t za = 0;
+    if (!none && dynamic) {
+      const float *x = (const float *)ins[0] + r * k;
+      float amax = 0;
+      for (int64_t i = 0; i < k; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+      sa = amax == 0 ? 1.0f : amax / 127.0f;
+      for (int64_t i = 0; i < k; i++) q[i] = q_sat((double)(x[i] / sa), 0, -127, 127);
+    } else if (!none) {
+      sa = qa->scales[0];
+      za = qa->zero_points ? qa->zero_points[0] : 0;
+      int64_t lo = qa->is_unsigned ? 0 : -128, hi = qa->is_unsigned ? 255 : 127;
+      for (int64_t i = 0; i < k; i++)
+        q[i] = a_int ? ld_i(ta, ins[0], r * k + i) : q_sat((double)(((const float *)ins[0])[r * k + i] / sa), za, lo, hi);
+    }
+    for (int64_t j = 0; j < nn; j++) {
+      float ws = qw->scales[qw->n == 1 ? 0 : j], y;
+      if (none) {
+        double s = 0;
+        for (int64_t i = 0; i < k; i++) s += (double)((const float *)ins[0])[r * k + i] * w[i * nn + j];
+        y = (float)s * ws;
+      } else {
+        int64_t acc = 0;
+        for (int64_t i = 0; i < k; i++) acc += (q[i] - za) * w[i * nn + j];
+        y = (float)acc * (sa * ws);
+      }
+      if (bias) y += bias[j];
+      y = (float)act_apply(act, y, true);
+      if (y_int) {
+        int64_t lo, hi;
+        qrange(ty, &lo, &hi);
+        int64_t zy = qy->zero_points ? qy->zero_points[0] : 0;
+        st_i(ty, outs[0], r * nn + j, q_sat((double)(y / qy->scales[0]), zy, lo, hi), false);
+      } else {
+        ((float *)outs[0])[r * nn + j] = y;
+      }
+    }
+  }
+  free(q);
+}
+
 static enum lb_status eval_quant(const struct lb_graph *g, const struct lb_node *n,
                                  const void *const *ins, void *const *outs, struct lb_diag *d) {
   (void)g;
@@ -1330,6 +1390,9 @@ static enum lb_status eval_quant(const struct lb_graph *g, const struct lb_node 
     mm_plan_free(&p);
     return LB_OK;
   }
+  case LB_OP_QMATMUL:
+    eval_qmatmul(n, ins, outs);
+    return LB_OK;
   default: LB_ASSERT(!"not a quant op");
   }
   return LB_OK;

@@ -847,6 +847,40 @@ static enum lb_status check_mm_qparam(struct lb_node *n, struct lb_diag *d, int3
              type_str(p).s, (long long)len);
 }
 
+/* qmatmul (docs/ir-ops.md "Quantized matmul"): a [...,M,K] (f32, or i8/u8 when
+ * a_quant="static") times the constant w i8[K,N] gives [...,M,N]. The output is
+ * f32, or keeps an i8/u8 dtype that the producing pass chose together with the
+ * output's qparams (requantized output); qparams themselves are checked by the
+ * verifier. */
+static enum lb_status infer_qmatmul(struct lb_node *n, struct lb_diag *d) {
+  const struct lb_type *a = in_t(n, 0), *w = in_t(n, 1), *bias = in_t(n, 2);
+  const char *aq = lb_node_attr_string(n, "a_quant", "none");
+  if (strcmp(aq, "none") != 0 && strcmp(aq, "static") != 0 && strcmp(aq, "dynamic") != 0)
+    return ERR("attribute a_quant=\"%s\" is not one of none static dynamic", aq);
+  const char *act = lb_node_attr_string(n, "act", "none");
+  static const char *const acts[] = {"none", "relu", "gelu", "gelu_tanh", "sigmoid", "tanh"};
+  bool ok = false;
+  for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) ok |= strcmp(act, acts[i]) == 0;
+  if (!ok) return ERR("attribute act=\"%s\" is not one of none relu gelu gelu_tanh sigmoid tanh", act);
+  if (a->dtype != LB_DTYPE_F32 && !(is_q8(a->dtype) && strcmp(aq, "static") == 0))
+    return ERR("input 0 has type %s but qmatmul with a_quant=\"%s\" needs f32%s", type_str(a).s,
+               aq, strcmp(aq, "static") == 0 ? ", i8 or u8" : "");
+  if (a->shape.rank < 1) return ERR("input 0 has type %s but qmatmul needs rank >= 1", type_str(a).s);
+  if (w->dtype != LB_DTYPE_I8 || w->shape.rank != 2)
+    return ERR("input 1 (weight) has type %s but qmatmul needs i8[K,N]", type_str(w).s);
+  int64_t k = a->shape.dims[a->shape.rank - 1], nn = w->shape.dims[1];
+  if (w->shape.dims[0] != k)
+    return ERR("input 1 (weight) has type %s but its dim 0 must equal %lld (the last dim of input 0, %s)",
+               type_str(w).s, (long long)k, type_str(a).s);
+  if (bias && (bias->dtype != LB_DTYPE_F32 || bias->shape.rank != 1 || bias->shape.dims[0] != nn))
+    return ERR("input 2 (bias) has type %s but must be f32[%lld]", type_str(bias).s, (long long)nn);
+  struct lb_shape s = a->shape;
+  s.dims[s.rank - 1] = nn;
+  enum lb_dtype out = n->outputs[0]->type.dtype;
+  set_out(n, 0, is_q8(out) && n->outputs[0]->qparams ? out : LB_DTYPE_F32, &s);
+  return LB_OK;
+}
+
 static enum lb_status infer_quant(struct lb_graph *g, struct lb_node *n, struct lb_diag *d) {
   (void)g;
   const struct lb_type *x = in_t(n, 0);
@@ -919,6 +953,7 @@ static enum lb_status infer_quant(struct lb_graph *g, struct lb_node *n, struct 
     set_out(n, 0, out, &s);
     return LB_OK;
   }
+  case LB_OP_QMATMUL: return infer_qmatmul(n, d);
   default: LB_ASSERT(!"not a quant op");
   }
   return LB_OK;

@@ -53,7 +53,7 @@ static const struct attr_spec *const attr_specs[LB_OP_COUNT] = {
                                                     {"training_mode", I, 0}, {0}},
     [LB_OP_GEMM] = (const struct attr_spec[]){{"alpha", F, 0}, {"beta", F, 0}, {"transA", I, 0},
                                               {"transB", I, 0}, {0}},
-    [LB_OP_FUSED_MATMUL] = (const struct attr_spec[]){{"act", S, 0}, {"transB", I, 0}, {0}},
+    [LB_OP_FUSED_MATMUL] = (const struct attr_spec[]){{"act", S, 0}, {"keep_float", I, 0}, {"transB", I, 0}, {0}},
     [LB_OP_CONV] = (const struct attr_spec[]){{"dilations", IS, REQ}, {"group", I, 0},
                                               {"kernel_shape", IS, REQ}, {"pads", IS, REQ},
                                               {"strides", IS, REQ}, {0}},
@@ -79,6 +79,7 @@ static const struct attr_spec *const attr_specs[LB_OP_COUNT] = {
     [LB_OP_QUANTIZE_LINEAR] = (const struct attr_spec[]){{"axis", I, 0}, {0}},
     [LB_OP_DEQUANTIZE_LINEAR] = (const struct attr_spec[]){{"axis", I, 0}, {0}},
     [LB_OP_OBSERVE] = (const struct attr_spec[]){{"stats", SS, REQ}, {0}},
+    [LB_OP_QMATMUL] = (const struct attr_spec[]){{"a_quant", S, 0}, {"act", S, 0}, {0}},
 };
 #undef I
 #undef F
@@ -92,6 +93,7 @@ static bool attrs_unchecked(enum lb_op op) {
   switch (op) {
   case LB_OP_DROPOUT: case LB_OP_FLATTEN: case LB_OP_SQUEEZE: case LB_OP_UNSQUEEZE:
   case LB_OP_SHAPE: case LB_OP_CONSTANT: case LB_OP_CONSTANT_OF_SHAPE: case LB_OP_RANGE:
+  case LB_OP_CONV_INTEGER: case LB_OP_QLINEAR_CONV:
     return true;
   default:
     return false;
@@ -380,6 +382,47 @@ static void check_attrs(struct verifier *v, const struct lb_node *n) {
   }
 }
 
+/* qmatmul's quantization parameters (docs/ir-ops.md "Quantized matmul"):
+ * w a const i8[K,N], symmetric 8-bit, per column (axis 1, N scales) or per
+ * tensor (axis -1, 1 scale); a quantized statically carries per-tensor 8-bit
+ * qparams; an i8/u8 output carries the per-tensor qparams it is requantized
+ * with. Shapes and dtypes are the shape rule's. */
+static void check_qmatmul(struct verifier *v, const struct lb_node *n) {
+  if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || n->n_outputs < 1 || !n->outputs[0]) return;
+  const struct lb_value *a = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
+  const struct lb_qparams *q = w->qparams;
+  if (!w->producer || w->producer->op != LB_OP_CONST || w->type.dtype != LB_DTYPE_I8 ||
+      w->type.shape.rank != 2) {
+    fail(v, n, "the weight (input 1) must be a const i8[K,N]");
+  } else if (!q) {
+    fail(v, n, "the weight (input 1) has no qparams (its scales)");
+  } else if (q->bits != 8 || !q->symmetric || q->group_size != 0 ||
+             !((q->axis == 1 && q->n == w->type.shape.dims[1]) || (q->axis == -1 && q->n == 1))) {
+    fail(v, n, "the weight's qparams must be 8-bit symmetric with axis=1 and %" PRId64
+         " scales or axis=-1 and 1 scale (have bits=%d axis=%d group=%d %s n=%" PRId64 ")",
+         w->type.shape.dims[1], q->bits, q->axis, q->group_size, q->symmetric ? "sym" : "asym", q->n);
+  }
+  const char *aq = lb_node_attr_string(n, "a_quant", "none");
+  if (strcmp(aq, "none") != 0 && strcmp(aq, "static") != 0 && strcmp(aq, "dynamic") != 0)
+    fail(v, n, "'a_quant' must be \"none\", \"static\" or \"dynamic\", not \"%s\"", aq);
+  bool a_int = a->type.dtype == LB_DTYPE_I8 || a->type.dtype == LB_DTYPE_U8;
+  if (a_int && strcmp(aq, "static") != 0)
+    fail(v, n, "an %s input needs a_quant=\"static\"", lb_dtype_traits[a->type.dtype].name);
+  const struct lb_qparams *qa = a->qparams;
+  if (strcmp(aq, "static") == 0 &&
+      (!qa || qa->bits != 8 || qa->axis != -1 || qa->n != 1 || (!qa->symmetric && !qa->zero_points)))
+    fail(v, n, "a_quant=\"static\" needs input 0 to carry per-tensor 8-bit qparams");
+  else if (a_int && qa && qa->is_unsigned != (a->type.dtype == LB_DTYPE_U8))
+    fail(v, n, "input 0 is %s but its qparams say %s", lb_dtype_traits[a->type.dtype].name,
+         qa->is_unsigned ? "unsigned" : "signed");
+  bool y_int = y->type.dtype == LB_DTYPE_I8 || y->type.dtype == LB_DTYPE_U8;
+  const struct lb_qparams *qy = y->qparams;
+  if (y_int && (!qy || qy->bits != 8 || qy->axis != -1 || qy->n != 1 ||
+                qy->is_unsigned != (y->type.dtype == LB_DTYPE_U8)))
+    fail(v, n, "an %s output needs per-tensor 8-bit %s qparams", lb_dtype_traits[y->type.dtype].name,
+         y->type.dtype == LB_DTYPE_U8 ? "unsigned" : "signed");
+}
+
 /* Re-runs the shape rule on a copy of n whose outputs are scratch values
  * and compares the result with n's output types. */
 static void check_inferred(struct verifier *v, const struct lb_node *n) {
@@ -389,7 +432,8 @@ static void check_inferred(struct verifier *v, const struct lb_node *n) {
   if (!scratch || !outs) abort();
   for (int32_t i = 0; i < k; i++) {
     scratch[i] = *n->outputs[i];
-    scratch[i].type = (struct lb_type){0};
+    /* qmatmul's rule keeps a requantized i8/u8 output dtype chosen by its producer */
+    scratch[i].type = (struct lb_type){.dtype = n->op == LB_OP_QMATMUL ? n->outputs[i]->type.dtype : LB_DTYPE_UNDEF};
     outs[i] = &scratch[i];
   }
   struct lb_node copy = *n;
@@ -500,6 +544,7 @@ static void check_node(struct verifier *v, const struct lb_node *n) {
     check_blob(v, n, n->blob, &n->outputs[0]->type, "const");
   for (int32_t i = 0; i < n->n_inputs && sound; i++)
     sound = !n->inputs[i] || type_ok(&n->inputs[i]->type);
+  if (sound && n->op == LB_OP_QMATMUL) check_qmatmul(v, n);
   if (sound && !v->infer_off && n->op != LB_OP_CONST && v->errors < MAX_ERRORS) check_inferred(v, n);
 }
 

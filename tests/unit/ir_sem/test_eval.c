@@ -946,6 +946,88 @@ static void test_quant(void **s) {
   free(y);
 }
 
+/* ---- qmatmul: hand-computed cases of docs/ir-ops.md "Quantized matmul" ---- */
+static struct lb_qparams *qmm_qp(int32_t axis, const float *scales, int64_t n, const int32_t *zp,
+                                 bool is_unsigned) {
+  struct lb_qparams *q = lb_arena_alloc(&G->arena, sizeof *q);
+  *q = (struct lb_qparams){.bits = 8, .axis = axis, .symmetric = !zp, .is_unsigned = is_unsigned, .n = n};
+  q->scales = lb_arena_alloc(&G->arena, sizeof *q->scales * (size_t)n);
+  memcpy(q->scales, scales, sizeof *q->scales * (size_t)n);
+  if (zp) {
+    q->zero_points = lb_arena_alloc(&G->arena, sizeof *q->zero_points);
+    q->zero_points[0] = *zp;
+  }
+  return q;
+}
+
+static struct lb_node *qmm(struct lb_value *a, struct lb_value *w, struct lb_value *bias,
+                           const char *a_quant, const char *act) {
+  struct lb_node *n = bias ? MK(G, QMATMUL, 1, a, w, bias) : MK(G, QMATMUL, 1, a, w);
+  lb_node_set_attr_string(G, n, "a_quant", a_quant);
+  if (act) lb_node_set_attr_string(G, n, "act", act);
+  return n;
+}
+
+static void test_qmatmul(void **s) {
+  (void)s;
+  /* w = [[1,-2],[3,4],[-5,6]], scales per column [0.5, 0.25] */
+  struct lb_value *w = cst(G, "w", TY(I8, 3, 2), (int8_t[]){1, -2, 3, 4, -5, 6});
+  w->qparams = qmm_qp(1, (const float[]){0.5f, 0.25f}, 2, NULL, false);
+  struct lb_value *bias = CF("bias", TY(F32, 2), 1.0f, 0.5f);
+  /* static, signed symmetric, sa = 0.25: q = [[2,-4,2],[5,0,-4]] (1.5 -> 2 and
+   * -3.5 -> -4: ties to even); acc = [[-20,-8],[25,-34]]; y = acc * 0.25 * scale */
+  struct lb_value *a = CF("a", TY(F32, 1, 2, 3), 0.5f, -1.0f, 0.375f, 1.25f, 0.0f, -0.875f);
+  a->qparams = qmm_qp(-1, (const float[]){0.25f}, 1, NULL, false);
+  float *y = eval1(G, qmm(a, w, NULL, "static", NULL));
+  CHECK_F32(y, -2.5f, -0.5f, 3.125f, -2.125f);
+  free(y);
+  y = eval1(G, qmm(a, w, bias, "static", NULL));
+  CHECK_F32(y, -1.5f, 0.0f, 4.125f, -1.625f);
+  free(y);
+  y = eval1(G, qmm(a, w, bias, "static", "relu"));
+  CHECK_F32(y, 0.0f, 0.0f, 4.125f, 0.0f);
+  free(y);
+  /* requantized output: u8 (sy 0.5, zy 100) and i8 (sy 1/32: 4.125 saturates) */
+  struct lb_node *n = qmm(a, w, bias, "static", NULL);
+  n->outputs[0]->type.dtype = LB_DTYPE_U8;
+  n->outputs[0]->qparams = qmm_qp(-1, (const float[]){0.5f}, 1, (const int32_t[]){100}, true);
+  y = eval1(G, n);
+  CHECK_INTS(uint8_t, y, 97, 100, 108, 97);
+  free(y);
+  n = qmm(a, w, bias, "static", NULL);
+  n->outputs[0]->type.dtype = LB_DTYPE_I8;
+  n->outputs[0]->qparams = qmm_qp(-1, (const float[]){0.03125f}, 1, NULL, false);
+  y = eval1(G, n);
+  CHECK_INTS(int8_t, y, -48, 0, 127, -52);
+  free(y);
+  /* static, unsigned with zero point 10: -3 -> -12+10 saturates to 0, 70 -> 290
+   * to 255, 0.125 -> 0.5 -> 0 (even) + 10; q - za = [-10, 245, 0] */
+  struct lb_value *au = CF("au", TY(F32, 1, 3), -3.0f, 70.0f, 0.125f);
+  au->qparams = qmm_qp(-1, (const float[]){0.25f}, 1, (const int32_t[]){10}, true);
+  y = eval1(G, qmm(au, w, NULL, "static", NULL));
+  CHECK_F32(y, 725 * 0.125f, 1000 * 0.0625f);
+  free(y);
+  /* already-int8 input with its qparams (sa 0.5) */
+  struct lb_value *a8 = cst(G, "a8", TY(I8, 1, 3), (int8_t[]){3, -7, 127});
+  a8->qparams = qmm_qp(-1, (const float[]){0.5f}, 1, NULL, false);
+  y = eval1(G, qmm(a8, w, NULL, "static", NULL));
+  CHECK_F32(y, -653 * 0.25f, 728 * 0.125f);
+  free(y);
+  /* weight-only: (sum a*w) * scale in f32 */
+  y = eval1(G, qmm(CF("an", TY(F32, 1, 3), 0.5f, -1.0f, 0.375f), w, NULL, "none", NULL));
+  CHECK_F32(y, -2.1875f, -0.6875f);
+  free(y);
+  /* dynamic: row 0 has max|a| = 63.5, so sa = 0.5 and q = [127, -20, 6, 2]
+   * (-20.5 and 1.5 round to even); row 1 is all zeros (sa = 1, q = 0);
+   * one per-tensor weight scale 0.5: acc = [77, 30], y = acc * 0.25 */
+  struct lb_value *w4 = cst(G, "w4", TY(I8, 4, 2), (int8_t[]){1, 0, 2, -1, -3, 1, 4, 2});
+  w4->qparams = qmm_qp(-1, (const float[]){0.5f}, 1, NULL, false);
+  struct lb_value *ad = CF("ad", TY(F32, 2, 4), 63.5f, -10.25f, 3.0f, 0.75f, 0, 0, 0, 0);
+  y = eval1(G, qmm(ad, w4, CF("b2", TY(F32, 2), 0.5f, -1.0f), "dynamic", NULL));
+  CHECK_F32(y, 19.75f, 6.5f, 0.5f, -1.0f);
+  free(y);
+}
+
 static void test_frontend_only(void **s) {
   (void)s;
   struct lb_value *x = CF("x", TY(F32, 2), 1, 2);
@@ -977,6 +1059,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_big_transpose, setup, teardown),
       cmocka_unit_test_setup_teardown(test_const, setup, teardown),
       cmocka_unit_test_setup_teardown(test_quant, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_qmatmul, setup, teardown),
       cmocka_unit_test_setup_teardown(test_frontend_only, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

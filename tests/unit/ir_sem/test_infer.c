@@ -484,6 +484,128 @@ static void test_quant(void **s) {
   infer_fails(G, MK(G, MATMUL_INTEGER, 1, x, b), LB_ERR_INVALID, "input 0 has type f32[1,3,2] but must be u8 or i8");
 }
 
+/* ---- qmatmul ---- */
+/* Per-tensor (n == 1, axis -1) or per-column (axis 1) 8-bit qparams; zp NULL = symmetric. */
+static struct lb_qparams *qmm_qp(int32_t axis, const float *scales, int64_t n, const int32_t *zp,
+                                 bool is_unsigned) {
+  struct lb_qparams *q = lb_arena_alloc(&G->arena, sizeof *q);
+  *q = (struct lb_qparams){.bits = 8, .axis = axis, .symmetric = !zp, .is_unsigned = is_unsigned, .n = n};
+  q->scales = lb_arena_alloc(&G->arena, sizeof *q->scales * (size_t)n);
+  memcpy(q->scales, scales, sizeof *q->scales * (size_t)n);
+  if (zp) {
+    q->zero_points = lb_arena_alloc(&G->arena, sizeof *q->zero_points);
+    q->zero_points[0] = *zp;
+  }
+  return q;
+}
+
+static void verify_fails(const char *frag) {
+  struct lb_diag d;
+  lb_diag_init(&d, "test");
+  enum lb_status st = lb_graph_verify(G, &d);
+  if (st == LB_OK || !d.text || !strstr(d.text, frag))
+    print_message("expected a verifier error with '%s', got: %s\n", frag, d.text ? d.text : "ok");
+  assert_int_not_equal(st, LB_OK);
+  assert_non_null(strstr(d.text, frag));
+  lb_diag_free(&d);
+}
+
+static void verify_ok(void) {
+  struct lb_diag d;
+  lb_diag_init(&d, "test");
+  enum lb_status st = lb_graph_verify(G, &d);
+  if (st != LB_OK) print_message("unexpected verifier error: %s", d.text);
+  assert_int_equal(st, LB_OK);
+  lb_diag_free(&d);
+}
+
+static void test_qmatmul(void **s) {
+  (void)s;
+  int8_t wd[4 * 5] = {0};
+  float ws[5] = {0.5f, 0.25f, 1, 2, 4}, sa = 0.25f;
+  struct lb_value *a = input(G, "a", TY(F32, 2, 3, 4)), *a8 = input(G, "a8", TY(U8, 3, 4));
+  struct lb_value *w = cst(G, "w", TY(I8, 4, 5), wd), *bias = input(G, "bias", TY(F32, 5));
+  w->qparams = qmm_qp(1, ws, 5, NULL, false);
+  struct lb_node *n = MK(G, QMATMUL, 1, a, w, bias);
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 2, 3, 5));
+  n = MK(G, QMATMUL, 1, input(G, "a1", TY(F32, 4)), w);
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 5));
+  /* a requantized output keeps the i8/u8 dtype its producer chose with its qparams */
+  n = MK(G, QMATMUL, 1, a, w);
+  n->outputs[0]->type.dtype = LB_DTYPE_U8;
+  n->outputs[0]->qparams = qmm_qp(-1, &sa, 1, (const int32_t[]){3}, true);
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(U8, 2, 3, 5));
+  /* without qparams an integer output type is not kept */
+  n = MK(G, QMATMUL, 1, a, w);
+  n->outputs[0]->type.dtype = LB_DTYPE_I8;
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 2, 3, 5));
+  n = MK(G, QMATMUL, 1, a8, w);
+  lb_node_set_attr_string(G, n, "a_quant", "static");
+  infer_ok(G, n);
+  expect_type(n->outputs[0], TY(F32, 3, 5));
+
+  infer_fails(G, MK(G, QMATMUL, 1, input(G, "k3", TY(F32, 2, 3)), w), LB_ERR_INVALID,
+              "input 1 (weight) has type i8[4,5] but its dim 0 must equal 3 (the last dim of input 0, f32[2,3])");
+  infer_fails(G, MK(G, QMATMUL, 1, a, input(G, "wf", TY(F32, 4, 5))), LB_ERR_INVALID,
+              "input 1 (weight) has type f32[4,5] but qmatmul needs i8[K,N]");
+  infer_fails(G, MK(G, QMATMUL, 1, a, input(G, "w3", TY(I8, 1, 4, 5))), LB_ERR_INVALID, "needs i8[K,N]");
+  infer_fails(G, MK(G, QMATMUL, 1, a, w, input(G, "b4", TY(F32, 4))), LB_ERR_INVALID,
+              "input 2 (bias) has type f32[4] but must be f32[5]");
+  infer_fails(G, MK(G, QMATMUL, 1, a8, w), LB_ERR_INVALID,
+              "input 0 has type u8[3,4] but qmatmul with a_quant=\"none\" needs f32");
+  n = MK(G, QMATMUL, 1, a, w);
+  lb_node_set_attr_string(G, n, "a_quant", "weekly");
+  infer_fails(G, n, LB_ERR_INVALID, "a_quant=\"weekly\" is not one of none static dynamic");
+  n = MK(G, QMATMUL, 1, a, w);
+  lb_node_set_attr_string(G, n, "act", "swish");
+  infer_fails(G, n, LB_ERR_INVALID, "act=\"swish\" is not one of");
+}
+
+/* The verifier's qmatmul checks, one broken graph at a time. */
+static void test_qmatmul_verify(void **s) {
+  (void)s;
+  int8_t wd[2 * 3] = {1, 2, 3, 4, 5, 6};
+  float ws[3] = {0.5f, 0.25f, 1}, sa = 0.25f;
+  struct lb_value *a = input(G, "a", TY(F32, 4, 2));
+  struct lb_value *w = cst(G, "w", TY(I8, 2, 3), wd);
+  w->qparams = qmm_qp(1, ws, 3, NULL, false);
+  struct lb_node *n = MK(G, QMATMUL, 1, a, w);
+  lb_node_set_attr_string(G, n, "a_quant", "dynamic");
+  infer_ok(G, n);
+  lb_graph_add_output(G, n->outputs[0]);
+  verify_ok();
+  /* static: a needs its per-tensor qparams */
+  lb_node_set_attr_string(G, n, "a_quant", "static");
+  verify_fails("a_quant=\"static\" needs input 0 to carry per-tensor 8-bit qparams");
+  a->qparams = qmm_qp(-1, &sa, 1, (const int32_t[]){7}, true);
+  verify_ok();
+  /* weight scales: axis 1 with N scales or axis -1 with one */
+  w->qparams = qmm_qp(1, ws, 2, NULL, false);
+  verify_fails("the weight's qparams must be 8-bit symmetric with axis=1 and 3 scales");
+  w->qparams = qmm_qp(-1, ws, 1, NULL, false);
+  verify_ok();
+  w->qparams = qmm_qp(-1, ws, 1, (const int32_t[]){1}, false);
+  verify_fails("the weight's qparams must be 8-bit symmetric");
+  w->qparams = NULL;
+  verify_fails("the weight (input 1) has no qparams");
+  w->qparams = qmm_qp(1, ws, 3, NULL, false);
+  /* an i8 output needs signed per-tensor qparams */
+  n->outputs[0]->type.dtype = LB_DTYPE_I8;
+  n->outputs[0]->qparams = qmm_qp(-1, &sa, 1, (const int32_t[]){7}, true);
+  verify_fails("an i8 output needs per-tensor 8-bit signed qparams");
+  n->outputs[0]->qparams = qmm_qp(-1, &sa, 1, NULL, false);
+  verify_ok();
+  /* the weight must be a constant */
+  struct lb_value *wi = input(G, "wi", TY(I8, 2, 3));
+  wi->qparams = qmm_qp(1, ws, 3, NULL, false);
+  n->inputs[1] = wi;
+  verify_fails("the weight (input 1) must be a const i8[K,N]");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_broadcast_shapes, setup, teardown),
@@ -497,6 +619,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_const_and_limits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_limit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_quant, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_qmatmul, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_qmatmul_verify, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
