@@ -692,6 +692,130 @@ static enum lb_status canon_conv(struct fe_node *fn) {
   return done(fn, n);
 }
 
+/* ---- integer convolutions ----------------------------------------------------------- */
+/* One op of the ConvInteger / QLinearConv expansion; NULL (and *st set) on error. */
+static struct lb_value *int_conv_step(struct fe_node *fn, enum lb_op op, struct lb_value *a,
+                                      struct lb_value *b, const char *out_name,
+                                      enum lb_status *st) {
+  struct lb_value *ins[2] = {a, b};
+  struct lb_node *n = fe_add(fn, op, ins, b ? 2 : 1, &out_name, 1);
+  *st = fe_finish(fn, n);
+  return *st == LB_OK ? n->outputs[0] : NULL;
+}
+
+static struct lb_value *to_f64(struct fe_node *fn, struct lb_value *x, enum lb_status *st) {
+  struct lb_node *n = fe_add(fn, LB_OP_CAST, &x, 1, NULL, 1);
+  lb_node_set_attr_string(fn->c->g, n, "to", lb_dtype_traits[LB_DTYPE_F64].name);
+  *st = fe_finish(fn, n);
+  return *st == LB_OK ? n->outputs[0] : NULL;
+}
+
+/* A per-output-channel [M] operand as [M, 1, ...] (rank `rank`, channels at `axis`), or
+ * as it is when it has one element. */
+static struct lb_value *per_channel(struct fe_node *fn, struct lb_value *v, int32_t rank,
+                                    int32_t axis, int64_t m, const char *what, enum lb_status *st) {
+  int64_t numel = lb_shape_numel(&v->type.shape);
+  *st = LB_OK;
+  if (numel == 1) return v;
+  if (v->type.shape.rank != 1 || numel != m) {
+    *st = lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                        "%s must be a scalar or have one entry per output channel (%lld), not %lld",
+                        what, (long long)m, (long long)numel);
+    return NULL;
+  }
+  int64_t dims[LB_MAX_RANK];
+  for (int32_t i = 0; i < rank; i++) dims[i] = i == axis ? m : 1;
+  return reshape_to(fn, v, dims, rank, NULL, st);
+}
+
+/* (q - zp) in f64; zp may be omitted. */
+static struct lb_value *centered(struct fe_node *fn, struct lb_value *q, struct lb_value *zp,
+                                 enum lb_status *st) {
+  struct lb_value *f = to_f64(fn, q, st);
+  if (!f || !zp) return f;
+  struct lb_value *z = to_f64(fn, zp, st);
+  return z ? int_conv_step(fn, LB_OP_SUB, f, z, NULL, st) : NULL;
+}
+
+/* ConvInteger(x, w, x_zp?, w_zp?) and QLinearConv(x, sx, zx, w, sw, zw, sy, zy, B?) become a
+ * conv in f64 of the zero-point-centered 8-bit operands: its sums of 8-bit products are
+ * integers far below 2^53, so the accumulation is exact (what an i32 accumulator gives).
+ * ConvInteger casts the result to int32. QLinearConv adds the int32 bias inside the conv,
+ * scales by sx*sw/sy (f32, per output channel when sw is) in f64 and requantizes with
+ * quantize_linear(., 1, zy): round half to even, + zy, saturate. */
+static enum lb_status canon_int_conv(struct fe_node *fn) {
+  bool ql = fn->op == LB_OP_QLINEAR_CONV;
+  enum lb_status st = ql ? require_inputs(fn, 8) : require_inputs(fn, 2);
+  if (st != LB_OK) return st;
+  struct lb_value *x = fn->in[0], *w = fn->in[ql ? 3 : 1];
+  struct lb_value *zx = ql || fn->n_in > 2 ? fn->in[2] : NULL;
+  struct lb_value *zw = ql ? fn->in[5] : fn->n_in > 3 ? fn->in[3] : NULL;
+  for (int32_t i = 0; i < 2; i++) {
+    enum lb_dtype dt = (i ? w : x)->type.dtype;
+    if (dt != LB_DTYPE_U8 && dt != LB_DTYPE_I8)
+      return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                           "%s must be int8 or uint8, not %s", i ? "w" : "x",
+                           lb_dtype_traits[dt].name);
+  }
+  const struct lb_shape *xs = &x->type.shape, *ws = &w->type.shape;
+  if (ws->rank != xs->rank)
+    return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                         "weights have rank %d, the input rank %d", (int)ws->rank, (int)xs->rank);
+  struct window win;
+  if ((st = read_window(fn, ws->dims + 2, &win)) != LB_OK) return st;
+  int64_t group;
+  if ((st = get_int(fn, "group", 1, &group)) != LB_OK) return st;
+  if (group <= 0) return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "group must be >= 1");
+  int64_t m = ws->dims[0];
+  if (zx && lb_shape_numel(&zx->type.shape) != 1)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                         "x's zero point must be a scalar");
+  struct lb_value *xc = centered(fn, x, zx, &st);
+  if (!xc) return st;
+  struct lb_value *zwc = zw ? per_channel(fn, zw, ws->rank, 0, m, "w's zero point", &st) : NULL;
+  if (zw && !zwc) return st;
+  struct lb_value *wc = centered(fn, w, zwc, &st);
+  if (!wc) return st;
+  struct lb_value *ins[3] = {xc, wc, NULL};
+  if (ql && fn->n_in > 8 && fn->in[8]) {
+    if (fn->in[8]->type.dtype != LB_DTYPE_I32)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag, "B must be int32");
+    if (!(ins[2] = to_f64(fn, fn->in[8], &st))) return st;
+  }
+  const char *name = ql ? NULL : fn->np->output[0];
+  struct lb_node *conv = fe_add(fn, LB_OP_CONV, ins, ins[2] ? 3 : 2, NULL, 1);
+  set_window(fn, conv, &win, true);
+  lb_node_set_attr_int(fn->c->g, conv, "group", group);
+  if ((st = fe_finish(fn, conv)) != LB_OK) return st;
+  struct lb_value *acc = conv->outputs[0];
+  if (!ql) {
+    struct lb_node *n = fe_add(fn, LB_OP_CAST, &acc, 1, &name, 1);
+    lb_node_set_attr_string(fn->c->g, n, "to", lb_dtype_traits[LB_DTYPE_I32].name);
+    return done(fn, n);
+  }
+  struct lb_value *sx = fn->in[1], *sw = fn->in[4], *sy = fn->in[6], *zy = fn->in[7];
+  if (lb_shape_numel(&sx->type.shape) != 1 || lb_shape_numel(&sy->type.shape) != 1)
+    return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                         "x_scale and y_scale must be scalars");
+  struct lb_value *swc = per_channel(fn, sw, xs->rank, 1, m, "w_scale", &st);
+  if (!swc) return st;
+  struct lb_value *mult = int_conv_step(fn, LB_OP_MUL, sx, swc, NULL, &st);
+  if (mult) mult = int_conv_step(fn, LB_OP_DIV, mult, sy, NULL, &st);
+  if (mult) mult = to_f64(fn, mult, &st);
+  struct lb_value *r = mult ? int_conv_step(fn, LB_OP_MUL, acc, mult, NULL, &st) : NULL;
+  if (!r) return st;
+  struct lb_node *rf = fe_add(fn, LB_OP_CAST, &r, 1, NULL, 1);
+  lb_node_set_attr_string(fn->c->g, rf, "to", lb_dtype_traits[LB_DTYPE_F32].name);
+  if ((st = fe_finish(fn, rf)) != LB_OK) return st;
+  float one = 1.0f;
+  struct lb_type st1 = {.dtype = LB_DTYPE_F32, .shape = {.rank = 0}};
+  struct lb_value *qins[3] = {rf->outputs[0],
+                              fe_const_copy(fn->c, fe_fresh_name(fn->c, "one"), &st1, &one), zy};
+  struct lb_node *q = fe_add(fn, LB_OP_QUANTIZE_LINEAR, qins, 3, onnx_outs(fn), 1);
+  lb_node_set_attr_int(fn->c->g, q, "axis", 0);
+  return done(fn, q);
+}
+
 static enum lb_status canon_pool(struct fe_node *fn) {
   struct lb_graph *g = fn->c->g;
   enum lb_status st = require_inputs(fn, 1);
@@ -1198,7 +1322,30 @@ static enum lb_status canon_quant(struct fe_node *fn) {
     axis = axis < 0 ? axis + rank : axis; /* ignored for a per-tensor scale */
     if (axis < 0 || axis >= rank) axis = 0;
   }
-  struct lb_node *n = fe_add(fn, fn->op, fn->in, trimmed_inputs(fn), onnx_outs(fn), 1);
+  int32_t n_in = trimmed_inputs(fn);
+  struct lb_value *ins[3] = {fn->in[0], fn->in[1], n_in > 2 ? fn->in[2] : NULL};
+  int64_t out_dt = 0;
+  if (fn->op == LB_OP_QUANTIZE_LINEAR && (st = get_int(fn, "output_dtype", 0, &out_dt)) != LB_OK)
+    return st;
+  if (out_dt) { /* opset 21: the output type without a zero point */
+    enum lb_dtype dt =
+        out_dt > 0 && out_dt < 1000 ? lb_dtype_from_onnx((int)out_dt) : LB_DTYPE_UNDEF;
+    if (dt != LB_DTYPE_U8 && dt != LB_DTYPE_I8)
+      return lb_diag_error(fn->c->d, LB_ERR_UNSUPPORTED, &fn->diag,
+                           "output_dtype %lld is not supported (int8 and uint8 are)",
+                           (long long)out_dt);
+    if (ins[2] && ins[2]->type.dtype != dt)
+      return lb_diag_error(fn->c->d, LB_ERR_INVALID, &fn->diag,
+                           "output_dtype %s differs from y_zero_point's type %s",
+                           lb_dtype_traits[dt].name, lb_dtype_traits[ins[2]->type.dtype].name);
+    if (!ins[2]) {
+      static const uint8_t zero;
+      struct lb_type zt = {.dtype = dt, .shape = {.rank = 0}};
+      ins[2] = fe_const_copy(fn->c, fe_fresh_name(fn->c, "zero_point"), &zt, &zero);
+      n_in = 3;
+    }
+  }
+  struct lb_node *n = fe_add(fn, fn->op, ins, n_in, onnx_outs(fn), 1);
   lb_node_set_attr_int(fn->c->g, n, "axis", axis);
   return done(fn, n);
 }
@@ -1394,6 +1541,7 @@ static canon_fn canon_rule(enum lb_op op) {
   case LB_OP_BATCH_NORM: return canon_batch_norm;
   case LB_OP_GEMM: return canon_gemm;
   case LB_OP_CONV: return canon_conv;
+  case LB_OP_CONV_INTEGER: case LB_OP_QLINEAR_CONV: return canon_int_conv;
   case LB_OP_MAX_POOL: case LB_OP_AVERAGE_POOL: return canon_pool;
   case LB_OP_RESHAPE: return canon_reshape;
   case LB_OP_FLATTEN: return canon_flatten;

@@ -182,6 +182,10 @@ enum lb_status fe_finish(struct fe_node *fn, struct lb_node *n) {
   bool all_const = n->n_inputs > 0;
   for (int32_t i = 0; i < n->n_inputs; i++)
     if (n->inputs[i] && !lb_value_const_data(c->g, n->inputs[i])) all_const = false;
+  /* an 8-bit weight's DequantizeLinear stays: the fold-qdq pass runs it in int8 */
+  if (n->op == LB_OP_DEQUANTIZE_LINEAR &&
+      (n->inputs[0]->type.dtype == LB_DTYPE_I8 || n->inputs[0]->type.dtype == LB_DTYPE_U8))
+    all_const = false;
   bool failed = false;
   if (all_const && total <= FE_FOLD_LIMIT) fold(c, n, &failed);
   return failed ? LB_ERR_INVALID : LB_OK;
