@@ -112,5 +112,16 @@ enum lb_status lb_calib_load_json(struct lb_graph *g, const char *path, int32_t 
 /* Same on a buffer (for tests); `path` is only used in messages. */
 enum lb_status lb_calib_load_json_text(struct lb_graph *g, const char *text, size_t len,
                                        const char *path, int32_t *n_attached, struct lb_diag *d);
+/* Reads the statistics of a calibration file back (what smoothquant and
+ * split-outliers need without running the model: lowbit-opt --load-stats):
+ * per value its type, count, min/max and, when present, the per-channel
+ * absmax (kinds MINMAX | ABSMAX_CHANNEL; the file keeps only a summary of the
+ * histogram, which is not restored). Validates the schema; *out is a heap
+ * array of *n statistics: free each with lb_calib_stat_free, then the array. */
+enum lb_status lb_calib_read_stats_json(const char *path, struct lb_calib_stat **out, int32_t *n,
+                                        struct lb_diag *d);
+enum lb_status lb_calib_read_stats_json_text(const char *text, size_t len, const char *path,
+                                             struct lb_calib_stat **out, int32_t *n,
+                                             struct lb_diag *d);
 
 #endif

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #define CALIB_NOTE                                                                              \
-  "statistics and activation scales only: quantized code generation (W8A8) is the next part " \
-  "of INT8 support, so this build of the model is still float"
+  "per-tensor activation statistics and scales of this model; reuse with " \
+  "lowbit compile --load-calib (same model and pipeline)"
 
 /* ---- writer --------------------------------------------------------------------- */
 
@@ -497,8 +497,8 @@ done:
   return bad ? LB_ERR_INVALID : LB_OK;
 }
 
-enum lb_status lb_calib_load_json(struct lb_graph *g, const char *path, int32_t *n_attached,
-                                  struct lb_diag *d) {
+/* Reads a whole file (at most 2 GiB) into a heap buffer. */
+static enum lb_status read_file(const char *path, char **out, size_t *out_len, struct lb_diag *d) {
   FILE *f = fopen(path, "rb");
   if (!f) return lb_diag_error(d, LB_ERR_IO, NULL, "cannot read '%s': %s", path, strerror(errno));
   char *buf = NULL;
@@ -524,7 +524,145 @@ enum lb_status lb_calib_load_json(struct lb_graph *g, const char *path, int32_t 
     free(buf);
     return lb_diag_error(d, LB_ERR_IO, NULL, "cannot read '%s'", path);
   }
-  enum lb_status st = lb_calib_load_json_text(g, buf, len, path, n_attached, d);
+  *out = buf;
+  *out_len = len;
+  return LB_OK;
+}
+
+enum lb_status lb_calib_load_json(struct lb_graph *g, const char *path, int32_t *n_attached,
+                                  struct lb_diag *d) {
+  char *buf;
+  size_t len;
+  enum lb_status st = read_file(path, &buf, &len, d);
+  if (st != LB_OK) return st;
+  st = lb_calib_load_json_text(g, buf, len, path, n_attached, d);
+  free(buf);
+  return st;
+}
+
+/* ---- statistics back from the file (lowbit-opt --load-stats) ------------------ */
+
+/* "f32[1,128,256]" (the writer's put_type) */
+static bool parse_type(const char *s, struct lb_type *t) {
+  const char *br = strchr(s, '[');
+  if (!br || br == s || br - s >= 16) return false;
+  char dt[16];
+  memcpy(dt, s, (size_t)(br - s));
+  dt[br - s] = 0;
+  *t = (struct lb_type){.dtype = lb_dtype_from_name(dt)};
+  if (t->dtype == LB_DTYPE_UNDEF) return false;
+  const char *p = br + 1;
+  if (*p == ']') return p[1] == 0;
+  for (;;) {
+    if (t->shape.rank == LB_MAX_RANK || *p < '0' || *p > '9') return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(p, &end, 10);
+    if (errno || v < 0) return false;
+    t->shape.dims[t->shape.rank++] = v;
+    p = end;
+    if (*p == ']') return p[1] == 0;
+    if (*p++ != ',') return false;
+  }
+}
+
+enum lb_status lb_calib_read_stats_json_text(const char *text, size_t len, const char *path,
+                                             struct lb_calib_stat **out, int32_t *n_out,
+                                             struct lb_diag *d) {
+  *out = NULL;
+  *n_out = 0;
+  struct jparser p = {.s = text, .end = text + len, .path = path, .d = d};
+  struct jval root = {0};
+  const char *c = jvalue(&p, text, &root, 0);
+  if (c && (c = jws(&p, c)) < p.end) jerr(&p, c, "trailing characters after the top-level value");
+  if (p.failed) {
+    jfree(&root);
+    return LB_ERR_PARSE;
+  }
+#define BAD(...) (lb_diag_error(d, LB_ERR_INVALID, NULL, __VA_ARGS__), bad = true)
+  bool bad = false;
+  const char *saved_file = d->file;
+  d->file = path;
+  const struct jval *fmt = jget(&root, "format"), *ver = jget(&root, "version");
+  const struct jval *values = jget(&root, "values");
+  struct lb_calib_stat *stats = NULL;
+  int32_t n = 0;
+  if (root.kind != J_OBJ || !fmt || fmt->kind != J_STR || strcmp(fmt->str, "lowbit-calibration") != 0) {
+    BAD("not a lowbit calibration file (expected an object with \"format\": \"lowbit-calibration\")");
+  } else if (!ver || ver->kind != J_NUM || ver->num != 1) {
+    BAD("unsupported \"version\" (this lowbit reads version 1)");
+  } else if (!values || values->kind != J_OBJ) {
+    BAD("\"values\" must be an object mapping value names to their statistics");
+  } else {
+    stats = calloc((size_t)(values->n ? values->n : 1), sizeof *stats);
+    if (!stats) abort();
+  }
+  for (int32_t i = 0; stats && i < values->n; i++) {
+    const char *name = values->keys[i];
+    const struct jval *e = &values->items[i];
+    for (int32_t k = 0; k < i; k++)
+      if (strcmp(values->keys[k], name) == 0) BAD("values.\"%s\": listed twice", name);
+    const struct jval *ty = jget(e, "type"), *count = jget(e, "count"), *mn = jget(e, "min"),
+                      *mx = jget(e, "max"), *am = jget(e, "absmax_channel");
+    struct lb_type t;
+    if (e->kind != J_OBJ) {
+      BAD("values.\"%s\": expected an object", name);
+      continue;
+    }
+    if (!ty || ty->kind != J_STR || !parse_type(ty->str, &t)) {
+      BAD("values.\"%s\".type: expected a type such as \"f32[1,128,256]\"", name);
+      continue;
+    }
+    if (!count || count->kind != J_NUM || count->num < 0 || count->num != floor(count->num) ||
+        count->num > 0x1p62) {
+      BAD("values.\"%s\".count: expected a non-negative integer", name);
+      continue;
+    }
+    if (!mn || mn->kind != J_NUM || !mx || mx->kind != J_NUM || (count->num > 0 && mn->num > mx->num)) {
+      BAD("values.\"%s\": expected numbers \"min\" <= \"max\"", name);
+      continue;
+    }
+    int64_t channels = t.shape.rank > 0 ? t.shape.dims[t.shape.rank - 1] : 1;
+    if (channels <= 0) channels = 1;
+    if (am && (am->kind != J_ARR || am->n != channels)) {
+      BAD("values.\"%s\".absmax_channel: expected an array of %lld numbers (the last dim of %s)", name,
+          (long long)channels, ty->str);
+      continue;
+    }
+    bool ok = true;
+    for (int32_t j = 0; am && j < am->n && ok; j++)
+      if (am->items[j].kind != J_NUM || !(am->items[j].num >= 0) || !isfinite(am->items[j].num))
+        ok = false, BAD("values.\"%s\".absmax_channel[%d]: expected a non-negative finite number", name, (int)j);
+    if (!ok) continue;
+    struct lb_calib_stat *s = &stats[n++];
+    lb_calib_stat_init(s, name, am ? LB_CALIB_ABSMAX_CHANNEL : 0, &t);
+    s->count = (int64_t)count->num;
+    s->min = mn->num;
+    s->max = mx->num;
+    for (int32_t j = 0; am && j < am->n; j++) s->absmax[j] = (float)am->items[j].num;
+  }
+#undef BAD
+  d->file = saved_file;
+  jfree(&root);
+  if (bad) {
+    for (int32_t i = 0; i < n; i++) lb_calib_stat_free(&stats[i]);
+    free(stats);
+    return LB_ERR_INVALID;
+  }
+  *out = stats;
+  *n_out = n;
+  return LB_OK;
+}
+
+enum lb_status lb_calib_read_stats_json(const char *path, struct lb_calib_stat **out, int32_t *n,
+                                        struct lb_diag *d) {
+  char *buf;
+  size_t len;
+  *out = NULL;
+  *n = 0;
+  enum lb_status st = read_file(path, &buf, &len, d);
+  if (st != LB_OK) return st;
+  st = lb_calib_read_stats_json_text(buf, len, path, out, n, d);
   free(buf);
   return st;
 }

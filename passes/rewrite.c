@@ -194,3 +194,32 @@ bool lb_rw_unused(const struct lb_node *n, const int32_t *uses) {
     if (uses[n->outputs[o]->id] > 0) return false;
   return true;
 }
+
+bool lb_rw_match_linear(const struct lb_graph *g, const struct lb_node *node,
+                        struct lb_rw_linear *out) {
+  if (node->dead || node->n_inputs < 2) return false;
+  if (node->op != LB_OP_MATMUL && node->op != LB_OP_FUSED_MATMUL && node->op != LB_OP_GEMM)
+    return false;
+  struct lb_value *x = node->inputs[0], *w = node->inputs[1];
+  if (!x || !w || x->type.dtype != LB_DTYPE_F32 || lb_value_is_const(x) || x->type.shape.rank < 1)
+    return false;
+  if (w->type.dtype != LB_DTYPE_F32 || w->type.shape.rank != 2 || w->qparams) return false;
+  const float *data = lb_value_const_data(g, w);
+  if (!data) return false;
+  bool trans_b = node->op != LB_OP_MATMUL && lb_node_attr_int(node, "transB", 0) != 0;
+  if (node->op == LB_OP_GEMM && (lb_node_attr_int(node, "transA", 0) != 0 || x->type.shape.rank != 2))
+    return false;
+  int64_t k = w->type.shape.dims[trans_b ? 1 : 0], n = w->type.shape.dims[trans_b ? 0 : 1];
+  if (x->type.shape.dims[x->type.shape.rank - 1] != k) return false;
+  *out = (struct lb_rw_linear){
+      .x = x,
+      .w = w,
+      .bias = node->n_inputs > 2 ? node->inputs[2] : NULL,
+      .w_data = data,
+      .k = k,
+      .n = n,
+      .trans_b = trans_b,
+      .act = node->op == LB_OP_FUSED_MATMUL ? lb_node_attr_string(node, "act", "none") : "none",
+  };
+  return true;
+}

@@ -48,4 +48,22 @@ bool lb_rw_forward_value(struct lb_graph *g, struct lb_value *from, struct lb_va
 /* True if every output of n is used by nothing (uses from lb_rw_count_uses). */
 bool lb_rw_unused(const struct lb_node *n, const int32_t *uses);
 
+/* A linear layer with a constant weight: matmul(x, W), fused_matmul(x, W,
+ * bias?) or gemm(x, W, c?) with transA = 0, where x is a non-constant f32
+ * value whose last dim is K and W a constant f32 [K,N] (or [N,K] with
+ * transB) with data and no qparams. W's element (k, n) is
+ * w[trans_b ? n*K + k : k*N + n]. Used by smoothquant and split-outliers. */
+struct lb_rw_linear {
+  struct lb_value *x, *w, *bias; /* bias: input 2 or NULL */
+  const float *w_data;
+  int64_t k, n;
+  bool trans_b;
+  const char *act; /* fused_matmul's act, "none" otherwise */
+};
+bool lb_rw_match_linear(const struct lb_graph *g, const struct lb_node *node,
+                        struct lb_rw_linear *out);
+static inline int64_t lb_rw_linear_index(const struct lb_rw_linear *l, int64_t k, int64_t n) {
+  return l->trans_b ? n * l->k + k : k * l->n + n;
+}
+
 #endif

@@ -11,6 +11,7 @@
  * 2 bad command line (including an unknown pass name).
  */
 #include "ir/ir.h"
+#include "passes/calib.h"
 #include "passes/pass.h"
 
 #include <errno.h>
@@ -32,6 +33,9 @@ static const char *const usage_text =
     "  --dump-dir DIR         write DIR/00-input.lbir, DIR/NN-<pass>.lbir after each pass\n"
     "  --verify-each          run the verifier after every pass\n"
     "  --time-passes          report wall time per pass\n"
+    "  --load-stats FILE      calibration statistics for the passes that need them\n"
+    "                         (smoothquant, split-outliers): a file written by\n"
+    "                         `lowbit compile --calib DIR --save-calib FILE`\n"
     "  --elide-blobs          print blobs as hash and size only (also in -o files)\n"
     "  --full-blobs           print blob bytes in full (also on stdout and in dumps)\n"
     "  -v, --verbose          print pass remarks (e.g. plan-memory's arena vs sum of sizes)\n"
@@ -152,7 +156,7 @@ static const char *opt_value(const char *name, int argc, char **argv, int *i, bo
 }
 
 int main(int argc, char **argv) {
-  const char *in = NULL, *out = NULL, *dump_dir = NULL;
+  const char *in = NULL, *out = NULL, *dump_dir = NULL, *stats_path = NULL;
   char *pipeline = NULL;
   struct names before = {0}, after = {0};
   bool before_all = false, after_all = false, changed = false, verify_each = false;
@@ -186,6 +190,8 @@ int main(int argc, char **argv) {
       names_add_list(&after, v);
     } else if ((v = opt_value("--dump-dir", argc, argv, &i, &bad))) {
       dump_dir = v;
+    } else if ((v = opt_value("--load-stats", argc, argv, &i, &bad))) {
+      stats_path = v;
     } else if (bad) {
       rc = 2;
       goto done;
@@ -240,6 +246,8 @@ int main(int argc, char **argv) {
     const char *s = p;
     while (k && *s == ' ') s++, k--;
     while (k && s[k - 1] == ' ') k--;
+    for (size_t j = 0; j < k; j++) /* "name{key=value}": the manager checks the arguments */
+      if (s[j] == '{') k = j;
     char name[128];
     if (k && (k >= sizeof name || (memcpy(name, s, k), name[k] = 0, !lb_pass_find(name)))) {
       fprintf(stderr, "lowbit-opt: error: unknown pass '%.*s' (known passes:", (int)k, s);
@@ -259,6 +267,9 @@ int main(int argc, char **argv) {
     struct lb_graph *g = NULL;
     enum lb_status st = parse_input(in, &g, &d);
     if (st == LB_OK) st = lb_graph_verify(g, &d);
+    struct lb_calib_stat *stats = NULL;
+    int32_t n_stats = 0;
+    if (st == LB_OK && stats_path) st = lb_calib_read_stats_json(stats_path, &stats, &n_stats, &d);
     struct lb_pass_options opt = {
         .print_before = before.v,
         .print_after = after.v,
@@ -270,6 +281,8 @@ int main(int argc, char **argv) {
         .time_passes = time_passes,
         .print_out = stderr,
         .dump_blobs = full ? LB_PRINT_BLOBS_FULL : LB_PRINT_BLOBS_ELIDED,
+        .calib = stats,
+        .n_calib = n_stats,
     };
     if (st == LB_OK) st = lb_pass_manager_run(g, pipeline ? pipeline : "", &opt, &d);
     if (st == LB_OK) {
@@ -289,6 +302,8 @@ int main(int argc, char **argv) {
     }
     lb_diag_free(&d);
     lb_graph_free(g);
+    for (int32_t i = 0; i < n_stats; i++) lb_calib_stat_free(&stats[i]);
+    free(stats);
   }
 
 done:
