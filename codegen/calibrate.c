@@ -39,8 +39,7 @@ static char *path_join(const char *a, const char *b) {
   return s;
 }
 
-/* Sorted names of the subdirectories of dir. */
-static enum lb_status list_samples(const char *dir, char ***names, int64_t *n, struct lb_diag *d) {
+enum lb_status lb_calib_list_samples(const char *dir, char ***names, int64_t *n, struct lb_diag *d) {
   *names = NULL;
   *n = 0;
   DIR *dp = opendir(dir);
@@ -63,8 +62,18 @@ static enum lb_status list_samples(const char *dir, char ***names, int64_t *n, s
     if (!(*names)[*n - 1]) abort();
   }
   closedir(dp);
-  if (*n) qsort(*names, (size_t)*n, sizeof **names, cmp_str);
+  if (*n == 0)
+    return lb_diag_error(d, LB_ERR_INVALID, NULL,
+                         "calibration directory '%s' holds no samples (expected one subdirectory per sample "
+                         "with input_0.pb, ... or <input name>.npy files)",
+                         dir);
+  qsort(*names, (size_t)*n, sizeof **names, cmp_str);
   return LB_OK;
+}
+
+void lb_calib_samples_free(char **names, int64_t n) {
+  for (int64_t s = 0; s < n; s++) free(names[s]);
+  free(names);
 }
 
 static void type_str(const struct lb_type *t, char *buf, size_t len) {
@@ -74,9 +83,8 @@ static void type_str(const struct lb_type *t, char *buf, size_t len) {
   if (o < len) snprintf(buf + o, len - o, "]");
 }
 
-/* Reads graph input k of one sample into *t, checking dtype and shape. */
-static enum lb_status read_input(const char *sdir, int32_t k, const struct lb_value *in, struct lbrt_tensor *t,
-                                 struct lb_diag *d) {
+enum lb_status lb_calib_read_input(const char *sdir, int32_t k, const struct lb_value *in, struct lbrt_tensor *t,
+                                   struct lb_diag *d) {
   char pbname[64];
   snprintf(pbname, sizeof pbname, "input_%d.pb", (int)k);
   char *pb = path_join(sdir, pbname), *npy = NULL;
@@ -127,6 +135,15 @@ static void *aligned_buf(int64_t bytes) {
   return p;
 }
 
+int32_t lb_calib_expose_value(struct lb_graph *g, struct lb_value *v) {
+  for (int32_t i = 0; i < g->n_inputs; i++)
+    if (g->inputs[i] == v) return -1 - i;
+  for (int32_t i = 0; i < g->n_outputs; i++)
+    if (g->outputs[i] == v) return i;
+  lb_graph_add_output(g, v);
+  return g->n_outputs - 1;
+}
+
 enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb_calib_run_options *o,
                             struct lb_calib_result *out, struct lb_diag *d) {
   memset(out, 0, sizeof *out);
@@ -153,30 +170,14 @@ enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb
     n->dead = true;
   }
   lb_graph_compact(g);
-  for (int32_t k = 0; k < n_obs; k++) {
-    struct lb_value *v = src[k];
-    where[k] = INT32_MIN;
-    for (int32_t i = 0; i < g->n_inputs; i++)
-      if (g->inputs[i] == v) where[k] = -1 - i;
-    for (int32_t i = 0; i < g->n_outputs && where[k] == INT32_MIN; i++)
-      if (g->outputs[i] == v) where[k] = i;
-    if (where[k] == INT32_MIN) {
-      lb_graph_add_output(g, v);
-      where[k] = g->n_outputs - 1;
-    }
-  }
+  for (int32_t k = 0; k < n_obs; k++) where[k] = lb_calib_expose_value(g, src[k]);
   /* 2. plan and compile */
   struct lb_jit *j = NULL;
   enum lb_status st = lb_pass_manager_run(g, "plan-memory", NULL, d);
   if (st == LB_OK) st = lb_jit_compile(g, o->cg, &j, d);
   char **names = NULL;
   int64_t n_samples = 0;
-  if (st == LB_OK) st = list_samples(dir, &names, &n_samples, d);
-  if (st == LB_OK && n_samples == 0)
-    st = lb_diag_error(d, LB_ERR_INVALID, NULL,
-                       "calibration directory '%s' holds no samples (expected one subdirectory per sample "
-                       "with input_0.pb, ... or <input name>.npy files)",
-                       dir);
+  if (st == LB_OK) st = lb_calib_list_samples(dir, &names, &n_samples, d);
   /* 3. run every sample */
   const void **ins = calloc((size_t)g->n_inputs + 1, sizeof *ins);
   void **outs = calloc((size_t)g->n_outputs + 1, sizeof *outs);
@@ -191,7 +192,7 @@ enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb
   for (int64_t s = 0; st == LB_OK && s < n_samples; s++) {
     char *sdir = path_join(dir, names[s]);
     for (int32_t k = 0; k < g->n_inputs && st == LB_OK; k++) {
-      st = read_input(sdir, k, g->inputs[k], &tens[k], d);
+      st = lb_calib_read_input(sdir, k, g->inputs[k], &tens[k], d);
       ins[k] = tens[k].data;
     }
     if (st == LB_OK) {
@@ -217,8 +218,7 @@ enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb
   free(ins);
   free(tens);
   free(act);
-  for (int64_t s = 0; s < n_samples; s++) free(names[s]);
-  free(names);
+  lb_calib_samples_free(names, n_samples);
   lb_jit_free(j);
   free(src);
   free(where);

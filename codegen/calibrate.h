@@ -37,4 +37,18 @@ struct lb_calib_run_options {
 enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb_calib_run_options *o,
                             struct lb_calib_result *out, struct lb_diag *d);
 
+/* ---- pieces of the runner, shared with the quantization report (codegen/quant_report.c) */
+struct lbrt_tensor; /* runtime/lbrt.h */
+/* The sample subdirectories of dir, sorted by name; an error when there are none.
+ * Free with lb_calib_samples_free. */
+enum lb_status lb_calib_list_samples(const char *dir, char ***names, int64_t *n, struct lb_diag *d);
+void lb_calib_samples_free(char **names, int64_t n);
+/* Reads graph input k (value `in`) of the sample in directory sdir into *t (free it
+ * with lbrt_tensor_free), checking it has exactly the input's dtype and shape. */
+enum lb_status lb_calib_read_input(const char *sdir, int32_t k, const struct lb_value *in, struct lbrt_tensor *t,
+                                   struct lb_diag *d);
+/* Makes v readable after a run: its graph output index (>= 0; made an extra
+ * output if it is not one yet), or -1 - k when v is graph input k. */
+int32_t lb_calib_expose_value(struct lb_graph *g, struct lb_value *v);
+
 #endif

@@ -422,3 +422,88 @@ int32_t *lb_graph_count_uses(struct lb_graph *g) {
   for (int32_t k = 0; k < g->n_outputs; k++) uses[g->outputs[k]->id]++;
   return uses;
 }
+
+/* ---- deep copy ---------------------------------------------------------------- */
+
+static struct lb_qparams *copy_qparams(struct lb_graph *g, const struct lb_qparams *q) {
+  if (!q) return NULL;
+  struct lb_qparams *c = lb_arena_alloc(&g->arena, sizeof *c);
+  *c = *q;
+  c->scales = lb_arena_alloc(&g->arena, sizeof *c->scales * (size_t)(q->n ? q->n : 1));
+  memcpy(c->scales, q->scales, sizeof *c->scales * (size_t)q->n);
+  if (q->zero_points) {
+    c->zero_points = lb_arena_alloc(&g->arena, sizeof *c->zero_points * (size_t)(q->n ? q->n : 1));
+    memcpy(c->zero_points, q->zero_points, sizeof *c->zero_points * (size_t)q->n);
+  }
+  return c;
+}
+
+static void copy_value(struct lb_value *to, const struct lb_value *from, struct lb_graph *g) {
+  to->type = from->type;
+  to->qparams = copy_qparams(g, from->qparams);
+  to->mem_offset = from->mem_offset;
+}
+
+static void copy_attr(struct lb_graph *g, struct lb_node *n, const struct lb_attr *a) {
+  switch (a->kind) {
+  case LB_ATTR_INT: lb_node_set_attr_int(g, n, a->name, a->i); break;
+  case LB_ATTR_FLOAT: lb_node_set_attr_float(g, n, a->name, a->f); break;
+  case LB_ATTR_STRING: lb_node_set_attr_string(g, n, a->name, a->s); break;
+  case LB_ATTR_INTS: lb_node_set_attr_ints(g, n, a->name, a->ints, a->n); break;
+  case LB_ATTR_FLOATS: lb_node_set_attr_floats(g, n, a->name, a->floats, a->n); break;
+  case LB_ATTR_STRINGS: lb_node_set_attr_strings(g, n, a->name, a->strings, a->n); break;
+  case LB_ATTR_TENSOR: lb_node_set_attr_tensor(g, n, a->name, &a->ttype, a->blob); break;
+  default: LB_ASSERT(!"unknown attribute kind");
+  }
+}
+
+/* Direct rather than through the text form, which would print every weight. */
+struct lb_graph *lb_graph_clone(const struct lb_graph *src) {
+  struct lb_graph *g = (struct lb_graph *)src; /* only value ids are renumbered */
+  int32_t nv = lb_graph_index_values(g);
+  struct lb_value **map = calloc((size_t)(nv ? nv : 1), sizeof *map);
+  if (!map) abort();
+  struct lb_graph *c = lb_graph_new(g->name);
+  c->opset = g->opset;
+  c->activations_size = g->activations_size;
+  for (int32_t i = 0; i < g->n_blobs; i++) {
+    const struct lb_blob *b = &g->blobs[i];
+    void *data = NULL;
+    if (b->data) {
+      data = lb_blob_alloc(b->size);
+      if (b->size) memcpy(data, b->data, b->size);
+    }
+    int32_t k = lb_graph_add_blob(c, b->name, data, b->size);
+    LB_ASSERT(k == i); /* nodes keep their blob indices */
+    c->blobs[k].hash = b->hash;
+  }
+  for (int32_t i = 0; i < g->n_inputs; i++) {
+    const struct lb_value *v = g->inputs[i];
+    struct lb_value *cv = lb_value_new(c, v->name, v->type);
+    copy_value(cv, v, c);
+    lb_graph_add_input(c, cv);
+    map[v->id] = cv;
+  }
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const struct lb_node *n = g->nodes[i];
+    struct lb_value **ins = malloc(sizeof *ins * (size_t)(n->n_inputs + 1));
+    const char **outs = malloc(sizeof *outs * (size_t)(n->n_outputs + 1));
+    if (!ins || !outs) abort();
+    for (int32_t k = 0; k < n->n_inputs; k++) ins[k] = n->inputs[k] ? map[n->inputs[k]->id] : NULL;
+    for (int32_t k = 0; k < n->n_outputs; k++) outs[k] = n->outputs[k]->name;
+    struct lb_node *cn = lb_graph_add_node(c, n->op, n->name, ins, n->n_inputs, outs, n->n_outputs);
+    free(ins);
+    free(outs);
+    cn->blob = n->blob;
+    cn->dead = n->dead;
+    for (int32_t k = 0; k < n->n_attrs; k++) copy_attr(c, cn, &n->attrs[k]);
+    for (int32_t k = 0; k < n->n_outputs; k++) {
+      LB_ASSERT(strcmp(cn->outputs[k]->name, n->outputs[k]->name) == 0); /* names were unique */
+      copy_value(cn->outputs[k], n->outputs[k], c);
+      map[n->outputs[k]->id] = cn->outputs[k];
+    }
+  }
+  for (int32_t i = 0; i < g->n_outputs; i++) lb_graph_add_output(c, map[g->outputs[i]->id]);
+  free(map);
+  return c;
+}

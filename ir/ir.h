@@ -267,6 +267,10 @@ int32_t *lb_graph_count_uses(struct lb_graph *g);
 /* Returns a value name not yet used in g, based on `base` (arena). */
 const char *lb_graph_unique_name(struct lb_graph *g, const char *base);
 struct lb_value *lb_graph_find_value(const struct lb_graph *g, const char *name);
+/* A deep copy (names, node names, attributes, blobs, qparams, memory offsets),
+ * for work that instruments or consumes its own graph (calibration, the quant
+ * report). Renumbers g's value ids (lb_graph_index_values), nothing else. */
+struct lb_graph *lb_graph_clone(const struct lb_graph *g);
 
 /* ---- writing files atomically (ir/atomic_file.c) ----------------------------- */
 /* Opens a temporary file beside `path`; write to it, then lb_atomic_commit()

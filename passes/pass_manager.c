@@ -26,11 +26,12 @@ const struct lb_pass_info lb_passes[] = {
 };
 const int32_t lb_n_passes = (int32_t)(sizeof lb_passes / sizeof lb_passes[0]);
 
-/* infer-shapes first so every later pass sees exact types; dce after cse and
- * after fuse sweeps what they orphaned; plan-memory runs last on the final
- * graph. */
+/* infer-shapes first so every later pass sees exact types; fold-qdq before
+ * fold-constants, which would turn an 8-bit weight's dequantize_linear into a
+ * float constant; dce after cse and after fuse sweeps what they orphaned;
+ * plan-memory runs last on the final graph. */
 const char *const lb_default_pipeline =
-    "infer-shapes,simplify,fold-constants,cse,dce,fuse,dce,plan-memory";
+    "infer-shapes,simplify,fold-qdq,fold-constants,cse,dce,fuse,dce,plan-memory";
 
 const struct lb_pass_info *lb_pass_find(const char *name) {
   if (!name) return NULL;

@@ -57,7 +57,7 @@ if grep -q "calibrated 4 values on 8 samples" "$T/err" && [ "$(wc -l <"$T/err")"
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["format"] == "lowbit-calibration" and s["version"] == 1 and s["samples"] == 8, s
-assert "next part" in s["note"], s["note"]
+assert "--load-calib" in s["note"], s["note"]
 v = s["values"]
 # the operands and outputs of the three fused matmuls
 want = {"x", "relu0", "relu1", "fc2.out"}

@@ -396,6 +396,32 @@ static void test_roundtrip_qparams_mem(void **state) {
             "}\n");
 }
 
+/* lb_graph_clone: the copy prints exactly like the original, and owns its data. */
+static void test_clone_prints_the_same(void **state) {
+  (void)state;
+  const char *text =
+      "graph @q(%x: f32[2,4] q<bits=8, axis=-1, group=0, asym, unsigned, scales=[0.5], zps=[3]> mem=128) "
+      "-> (f32[2,3]) opset 21 activations 4096 {\n"
+      "  %w = const i8[4,3] dense<[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]> "
+      "q<bits=8, axis=1, group=0, sym, scales=[1, 2, 3]>\n"
+      "  %y = qmatmul(%x, %w) {a_quant=\"static\", act=\"relu\"} : f32[2,3] mem=0 loc(\"mm\")\n"
+      "  return %y\n"
+      "}\n";
+  struct lb_graph *g = NULL;
+  struct lb_diag d;
+  lb_diag_init(&d, NULL);
+  assert_int_equal(lb_graph_parse(text, strlen(text), "t.lbir", &g, &d), LB_OK);
+  struct lb_graph *c = lb_graph_clone(g);
+  char *a = lb_graph_print_string(g, &lb_print_defaults);
+  lb_graph_free(g); /* the clone must not borrow anything */
+  char *b = lb_graph_print_string(c, &lb_print_defaults);
+  assert_string_equal(a, b);
+  free(a);
+  free(b);
+  lb_graph_free(c);
+  lb_diag_free(&d);
+}
+
 static void test_roundtrip_lenient_input(void **state) {
   (void)state;
   /* Comments, free spacing, unsorted attributes, a bare result type: all accepted. */
@@ -737,6 +763,7 @@ int main(void) {
       cmocka_unit_test(test_roundtrip_blobs_all_dtypes),
       cmocka_unit_test(test_roundtrip_names),
       cmocka_unit_test(test_roundtrip_qparams_mem),
+      cmocka_unit_test(test_clone_prints_the_same),
       cmocka_unit_test(test_roundtrip_lenient_input),
       cmocka_unit_test(test_big_blob_speed),
       cmocka_unit_test(test_parse_errors),

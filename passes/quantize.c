@@ -1,0 +1,300 @@
+/* quantize.c: rewrite linear layers with constant weights into int8 `qmatmul`.
+ *
+ *   quantize{scheme=w8a8|w8a8-dynamic|w8}
+ *
+ * Every matmul / gemm / fused_matmul whose second operand is a constant 2-D
+ * f32 weight becomes `qmatmul(%a, %w.q, %bias?) {a_quant, act}` (contract in
+ * docs/ir-ops.md, "Quantized matmul"):
+ *
+ *   %h = fused_matmul(%x, %w, %b) {act="gelu", transB=1} : f32[1,8,64]
+ * =>
+ *   %w.q = const i8[16,64] q<bits=8, axis=1, group=0, sym, scales=[...]> blob<...>
+ *   %h = qmatmul(%x, %w.q, %b) {a_quant="static", act="gelu"} : f32[1,8,64]
+ *
+ * Weights: symmetric int8 per output channel, scale[n] = max_k |w[k,n]| / 127
+ * and q = round_half_even(w / scale) (so the largest weight of a column is
+ * exactly representable and no code is wasted on a zero point). A transposed
+ * weight (transB) is transposed here, at compile time: the kernel always reads
+ * [K,N]. The bias stays f32 and is added after the int32 accumulation is
+ * scaled back, which is exact enough and needs no bias requantization.
+ *
+ * Activations (a_quant): "static" (w8a8) uses the per-tensor range the
+ * calibration attached to the operand (q<...> on %x; --calib/--load-calib),
+ * "dynamic" (w8a8-dynamic) lets the kernel pick one scale per row at run
+ * time, "none" (w8) keeps them f32. A static scheme with uncalibrated operands
+ * is an error that lists every such layer at once.
+ *
+ * The node is rewritten in place: its output value, name and position are
+ * kept, so the float and quantized graphs still match layer by layer (the
+ * quantization report relies on that). Nodes that do not fit (two activation
+ * operands, gemm with transA or alpha != 1, weights that are not 2-D, ...)
+ * and nodes marked keep_float=1 (the float outlier part split-outliers made)
+ * stay float; lb_quant_summarize counts them by reason. The old float
+ * weights become unused: run dce afterwards. Convolutions are not quantized.
+ */
+#include "passes/quantize.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/pass.h"
+#include "passes/rewrite.h"
+
+const char lb_quant_scheme_list[] = "w8a8, w8a8-dynamic, w8";
+
+static const char *const scheme_names[LB_QUANT_SCHEME_COUNT] = {
+    [LB_QUANT_W8A8] = "w8a8", [LB_QUANT_W8A8_DYNAMIC] = "w8a8-dynamic", [LB_QUANT_W8] = "w8"};
+static const char *const a_quant_names[LB_QUANT_SCHEME_COUNT] = {
+    [LB_QUANT_W8A8] = "static", [LB_QUANT_W8A8_DYNAMIC] = "dynamic", [LB_QUANT_W8] = "none"};
+
+bool lb_quant_scheme_parse(const char *s, enum lb_quant_scheme *out) {
+  for (int i = 0; i < LB_QUANT_SCHEME_COUNT; i++)
+    if (s && strcmp(s, scheme_names[i]) == 0) {
+      *out = (enum lb_quant_scheme)i;
+      return true;
+    }
+  return false;
+}
+
+const char *lb_quant_scheme_name(enum lb_quant_scheme s) {
+  LB_ASSERT(s >= 0 && s < LB_QUANT_SCHEME_COUNT);
+  return scheme_names[s];
+}
+
+const char *lb_quant_skip_reason(enum lb_quant_skip r) {
+  static const char *const reasons[LB_QSKIP_COUNT] = {
+      [LB_QSKIP_NONE] = "quantizable",
+      [LB_QSKIP_TWO_ACTIVATIONS] = "with two activation operands",
+      [LB_QSKIP_CONST_LHS] = "with the constant as first operand",
+      [LB_QSKIP_WEIGHT_RANK] = "with a constant weight that is not 2-D",
+      [LB_QSKIP_NO_DATA] = "with an elided constant weight (no data)",
+      [LB_QSKIP_TRANS_A] = "gemm with transA=1",
+      [LB_QSKIP_ALPHA] = "gemm with alpha != 1",
+      [LB_QSKIP_BIAS] = "with a bias that is not a constant per-column vector",
+      [LB_QSKIP_DTYPE] = "not f32",
+      [LB_QSKIP_KEEP_FLOAT] = "outlier parts kept float (keep_float)",
+  };
+  LB_ASSERT(r >= 0 && r < LB_QSKIP_COUNT);
+  return reasons[r];
+}
+
+static bool is_matmul_family(enum lb_op op) {
+  return op == LB_OP_MATMUL || op == LB_OP_GEMM || op == LB_OP_FUSED_MATMUL;
+}
+
+/* A fitting node, taken apart. */
+struct linear {
+  struct lb_value *a, *w, *c; /* c: bias (fused_matmul) or gemm's C; may be NULL */
+  bool trans_b;
+  int64_t k, n;
+  double beta;                /* gemm: the factor of C */
+};
+
+/* A gemm C that adds the same vector to every row: const f32 of N or 1
+ * elements, shaped [N], [1,N], [1] or []. */
+static bool row_vector(const struct lb_graph *g, const struct lb_value *c, int64_t n) {
+  if (!lb_value_const_data(g, c) || c->type.dtype != LB_DTYPE_F32) return false;
+  const struct lb_shape *s = &c->type.shape;
+  if (s->rank > 2 || (s->rank == 2 && s->dims[0] != 1)) return false;
+  int64_t ne = lb_shape_numel(s);
+  return ne == 1 || ne == n;
+}
+
+static enum lb_quant_skip take_apart(const struct lb_graph *g, const struct lb_node *n, struct linear *l) {
+  LB_ASSERT(is_matmul_family(n->op));
+  memset(l, 0, sizeof *l);
+  l->a = n->inputs[0];
+  l->w = n->inputs[1];
+  l->c = n->n_inputs > 2 ? n->inputs[2] : NULL;
+  l->beta = 1.0;
+  if (lb_node_attr_int(n, "keep_float", 0)) return LB_QSKIP_KEEP_FLOAT;
+  if (l->a->type.dtype != LB_DTYPE_F32 || l->w->type.dtype != LB_DTYPE_F32) return LB_QSKIP_DTYPE;
+  if (lb_value_is_const(l->w) && !lb_value_const_data(g, l->w)) return LB_QSKIP_NO_DATA;
+  if (!lb_value_is_const(l->w))
+    return lb_value_is_const(l->a) ? LB_QSKIP_CONST_LHS : LB_QSKIP_TWO_ACTIVATIONS;
+  if (l->w->type.shape.rank != 2) return LB_QSKIP_WEIGHT_RANK;
+  if (n->op != LB_OP_MATMUL) l->trans_b = lb_node_attr_int(n, "transB", 0) != 0;
+  const int64_t *wd = l->w->type.shape.dims;
+  l->k = l->trans_b ? wd[1] : wd[0];
+  l->n = l->trans_b ? wd[0] : wd[1];
+  if (n->op == LB_OP_GEMM) {
+    if (lb_node_attr_int(n, "transA", 0)) return LB_QSKIP_TRANS_A;
+    if (lb_node_attr_float(n, "alpha", 1.0) != 1.0) return LB_QSKIP_ALPHA;
+    l->beta = lb_node_attr_float(n, "beta", 1.0);
+    if (l->c && !row_vector(g, l->c, l->n)) return LB_QSKIP_BIAS;
+  }
+  if (l->c && l->c->type.dtype != LB_DTYPE_F32) return LB_QSKIP_DTYPE;
+  return LB_QSKIP_NONE;
+}
+
+enum lb_quant_skip lb_quant_classify(const struct lb_graph *g, const struct lb_node *n) {
+  struct linear l;
+  return take_apart(g, n, &l);
+}
+
+void lb_quant_weight_ref(const float *w, int64_t k, int64_t n, bool trans_b, int8_t *q, float *scales) {
+  /* w[kk, j] of the logical [K,N] weight */
+#define W(kk, j) (trans_b ? w[(j) * k + (kk)] : w[(kk) * n + (j)])
+  for (int64_t j = 0; j < n; j++) {
+    float amax = 0;
+    for (int64_t kk = 0; kk < k; kk++) {
+      float v = fabsf(W(kk, j));
+      if (v > amax) amax = v; /* NaN never wins: the comparison is false */
+    }
+    float s = amax > 0 && isfinite(amax) ? amax / 127.0f : 1.0f;
+    scales[j] = s;
+    for (int64_t kk = 0; kk < k; kk++) {
+      double r = nearbyint((double)W(kk, j) / (double)s); /* default mode: half to even */
+      if (!(r == r)) r = 0;
+      q[kk * n + j] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    }
+  }
+#undef W
+}
+
+/* One quantized copy per (weight, transB): tied weights are stored once. */
+struct qcache {
+  const struct lb_value *w;
+  bool trans_b;
+  struct lb_value *q;
+};
+
+static struct lb_value *quantize_weight(struct lb_graph *g, struct lb_node *before, const struct linear *l,
+                                        struct qcache *cache, int32_t *n_cache) {
+  for (int32_t i = 0; i < *n_cache; i++)
+    if (cache[i].w == l->w && cache[i].trans_b == l->trans_b) return cache[i].q;
+  int8_t *q = malloc((size_t)(l->k * l->n));
+  float *scales = malloc(sizeof *scales * (size_t)l->n);
+  if (!q || !scales) abort();
+  lb_quant_weight_ref(lb_value_const_data(g, l->w), l->k, l->n, l->trans_b, q, scales);
+  size_t len = strlen(l->w->name) + 4;
+  char *base = malloc(len);
+  if (!base) abort();
+  snprintf(base, len, "%s.q", l->w->name);
+  struct lb_type t = {.dtype = LB_DTYPE_I8, .shape = {.rank = 2, .dims = {l->k, l->n}}};
+  struct lb_node *c = lb_graph_insert_const(g, before, lb_graph_unique_name(g, base), &t, q);
+  free(base);
+  free(q);
+  struct lb_qparams *qp = lb_arena_alloc(&g->arena, sizeof *qp);
+  *qp = (struct lb_qparams){.bits = 8, .axis = 1, .group_size = 0, .symmetric = true, .n = l->n};
+  qp->scales = lb_arena_alloc(&g->arena, sizeof *qp->scales * (size_t)l->n);
+  memcpy(qp->scales, scales, sizeof *scales * (size_t)l->n);
+  free(scales);
+  c->outputs[0]->qparams = qp;
+  cache[(*n_cache)++] = (struct qcache){l->w, l->trans_b, c->outputs[0]};
+  return c->outputs[0];
+}
+
+/* The f32[N] bias qmatmul takes: fused_matmul's bias as is; gemm's C as is
+ * when it already is [N] with beta 1, else beta * C spread over N columns. */
+static struct lb_value *bias_for(struct lb_graph *g, struct lb_node *before, const struct linear *l) {
+  if (!l->c) return NULL;
+  if (l->beta == 1.0 && l->c->type.shape.rank == 1 && l->c->type.shape.dims[0] == l->n) return l->c;
+  const float *c = lb_value_const_data(g, l->c);
+  LB_ASSERT(c); /* take_apart checked row_vector */
+  int64_t ne = lb_shape_numel(&l->c->type.shape);
+  float *b = malloc(sizeof *b * (size_t)l->n);
+  if (!b) abort();
+  for (int64_t j = 0; j < l->n; j++) b[j] = (float)(l->beta * c[ne == 1 ? 0 : j]);
+  size_t len = strlen(l->c->name) + 8;
+  char *base = malloc(len);
+  if (!base) abort();
+  snprintf(base, len, "%s.bias", l->c->name);
+  struct lb_type t = {.dtype = LB_DTYPE_F32, .shape = {.rank = 1, .dims = {l->n}}};
+  struct lb_node *cn = lb_graph_insert_const(g, before, lb_graph_unique_name(g, base), &t, b);
+  free(base);
+  free(b);
+  return cn->outputs[0];
+}
+
+static bool per_tensor_8bit(const struct lb_qparams *q) {
+  return q && q->bits == 8 && q->n == 1 && q->axis == -1;
+}
+
+enum lb_status lb_pass_quantize(struct lb_graph *g, struct lb_pass_context *ctx) {
+  const char *s = lb_pass_arg(ctx, "scheme");
+  enum lb_quant_scheme scheme;
+  if (!s)
+    return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL, "pass quantize needs a scheme (%s), e.g. quantize{scheme=w8}",
+                         lb_quant_scheme_list);
+  if (!lb_quant_scheme_parse(s, &scheme))
+    return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL, "pass quantize: unknown scheme \"%s\" (%s)", s,
+                         lb_quant_scheme_list);
+
+  /* static: every operand must be calibrated; list all the missing ones first */
+  if (scheme == LB_QUANT_W8A8) {
+    int32_t missing = 0;
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+      struct lb_node *n = g->nodes[i];
+      struct linear l;
+      if (!is_matmul_family(n->op) || take_apart(g, n, &l) != LB_QSKIP_NONE) continue;
+      if (per_tensor_8bit(l.a->qparams)) continue;
+      if (l.a->qparams)
+        lb_diag_error(ctx->diag, LB_ERR_INVALID, n,
+                      "activation \"%s\" (input of \"%s\") carries qparams that are not per-tensor 8-bit",
+                      l.a->name, n->outputs[0]->name);
+      else
+        lb_diag_error(ctx->diag, LB_ERR_INVALID, n, "activation \"%s\" (input of \"%s\") has no calibrated range",
+                      l.a->name, n->outputs[0]->name);
+      missing++;
+    }
+    if (missing)
+      return lb_diag_error(ctx->diag, LB_ERR_INVALID, NULL,
+                           "w8a8 (static) needs calibrated activation ranges (%d layer%s above lack one): pass "
+                           "--calib DIR (samples) or --load-calib FILE, or use --quant w8a8-dynamic",
+                           (int)missing, missing == 1 ? "" : "s");
+  }
+
+  struct qcache *cache = lb_arena_alloc(&ctx->scratch, sizeof *cache * (size_t)(g->n_nodes + 1));
+  int32_t n_cache = 0;
+  bool changed = false;
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    struct lb_node *n = g->nodes[i];
+    struct linear l;
+    if (!is_matmul_family(n->op) || take_apart(g, n, &l) != LB_QSKIP_NONE) continue;
+    const char *act = n->op == LB_OP_FUSED_MATMUL ? lb_node_attr_string(n, "act", "none") : "none";
+    struct lb_value *ins[3] = {l.a, quantize_weight(g, n, &l, cache, &n_cache), bias_for(g, n, &l)};
+    lb_rw_reset_node(g, n, LB_OP_QMATMUL, ins, ins[2] ? 3 : 2);
+    lb_node_set_attr_string(g, n, "a_quant", a_quant_names[scheme]);
+    lb_node_set_attr_string(g, n, "act", act);
+    /* the node moved down past the consts inserted before it */
+    while (g->nodes[i] != n) i++;
+    changed = true;
+  }
+  ctx->changed = changed;
+  return LB_OK;
+}
+
+void lb_quant_summarize(const struct lb_graph *g, struct lb_quant_summary *s) {
+  memset(s, 0, sizeof *s);
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const struct lb_node *n = g->nodes[i];
+    if (n->dead) continue;
+    if (n->op == LB_OP_QMATMUL) s->quantized++;
+    else if (n->op == LB_OP_CONV) s->convs++;
+    else if (is_matmul_family(n->op)) s->skipped[lb_quant_classify(g, n)]++;
+  }
+}
+
+void lb_quant_summary_format(const struct lb_quant_summary *s, enum lb_quant_scheme scheme, char *buf,
+                             size_t len) {
+  int32_t left = 0;
+  for (int r = 0; r < LB_QSKIP_COUNT; r++) left += s->skipped[r];
+  size_t at = 0;
+#define PUT(...) (at += (size_t)snprintf(buf + at, at < len ? len - at : 0, __VA_ARGS__))
+  PUT("quantized %d of %d matmuls to int8 (%s)", (int)s->quantized, (int)(s->quantized + left),
+      lb_quant_scheme_name(scheme));
+  if (left) {
+    PUT("; %d left in float:", (int)left);
+    const char *sep = " ";
+    for (int r = 0; r < LB_QSKIP_COUNT; r++)
+      if (s->skipped[r]) {
+        PUT("%s%d %s", sep, (int)s->skipped[r], lb_quant_skip_reason(r));
+        sep = ", ";
+      }
+  }
+  if (s->convs) PUT("; %d conv%s stay%s float (not quantized)", (int)s->convs, s->convs == 1 ? "" : "s",
+                    s->convs == 1 ? "s" : "");
+#undef PUT
+}

@@ -1,0 +1,227 @@
+/* quant_flow.c: `lowbit compile --quant S`: passes, calibration and
+ * quantization in the order quant_flow.h describes.
+ *
+ * Calibration always runs on a copy of the graph as it stands at that point
+ * (observers inserted into the copy, which lb_calibrate consumes), so the
+ * statistics are named after exactly the values of g that the following
+ * passes read: after smoothquant/split-outliers the second calibration sees
+ * the smoothed activations, not the original ones.
+ */
+#include "tools/quant_flow.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codegen/calibrate.h"
+#include "codegen/quant_report.h"
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A bar on stderr when it is a terminal, nothing otherwise (the caller prints
+ * a one-line summary). */
+struct progress {
+  bool tty;
+  const char *what;
+};
+static void show_progress(void *ctx, int64_t done, int64_t total) {
+  struct progress *p = ctx;
+  if (!p->tty) return;
+  enum { W = 30 };
+  int fill = total ? (int)(done * W / total) : W;
+  char bar[W + 1];
+  for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '.';
+  bar[W] = 0;
+  fprintf(stderr, "\rlowbit: %s [%s] %lld/%lld", p->what, bar, (long long)done, (long long)total);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* The user's pipeline split in two: everything but plan-memory (and
+ * insert-observers, which only calibration uses) runs first; *has_plan tells
+ * whether plan-memory was asked for, to run it after quantization. */
+static char *pipeline_without_plan(const char *pipeline, bool *has_plan) {
+  size_t n = strlen(pipeline) + 1;
+  char *out = malloc(n), *copy = strdup(pipeline);
+  if (!out || !copy) abort();
+  out[0] = 0;
+  *has_plan = false;
+  for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    while (*tok == ' ') tok++;
+    if (strncmp(tok, "plan-memory", 11) == 0 && (!tok[11] || tok[11] == ' ')) {
+      *has_plan = true;
+      continue;
+    }
+    if (strncmp(tok, "insert-observers", 16) == 0) continue;
+    if (out[0]) strcat(out, ",");
+    strcat(out, tok);
+  }
+  free(copy);
+  return out;
+}
+
+/* The pass options of one stage: the user's, dumping into DIR/<stage>. */
+static struct lb_pass_options stage_options(const struct lb_quant_flow *f, const char *stage, char **dir) {
+  struct lb_pass_options po = f->po ? *f->po : (struct lb_pass_options){.dump_blobs = LB_PRINT_BLOBS_ELIDED};
+  *dir = NULL;
+  if (po.dump_dir) {
+    size_t n = strlen(po.dump_dir) + strlen(stage) + 2;
+    *dir = malloc(n);
+    if (!*dir) abort();
+    snprintf(*dir, n, "%s/%s", po.dump_dir, stage);
+    po.dump_dir = *dir;
+  }
+  return po;
+}
+
+static enum lb_status run_stage(struct lb_graph *g, const char *pipeline, const struct lb_quant_flow *f,
+                                const char *stage, const struct lb_calib_result *stats, struct lb_diag *d) {
+  char *dir;
+  struct lb_pass_options po = stage_options(f, stage, &dir);
+  if (stats) {
+    po.calib = stats->stats;
+    po.n_calib = stats->n_stats;
+  }
+  enum lb_status st = lb_pass_manager_run(g, pipeline, &po, d);
+  free(dir);
+  return st;
+}
+
+/* Calibrates a copy of g on the samples, for activation ranges or (!ranges)
+ * for the per-channel statistics of smoothquant/split-outliers. The
+ * calibration build's own notes (its memory plan) are dropped; its errors are
+ * kept. */
+static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_quant_flow *f, bool ranges,
+                                     struct lb_calib_result *res, struct lb_diag *d) {
+  double t0 = now_ms();
+  struct lb_diag cd;
+  lb_diag_init(&cd, d->file);
+  struct lb_graph *gc = lb_graph_clone(g);
+  enum lb_status st = lb_pass_manager_run(gc, "insert-observers", NULL, &cd);
+  struct progress pr = {.tty = isatty(2) != 0, .what = "calibrating"};
+  struct lb_codegen_options co = f->jit ? *f->jit : (struct lb_codegen_options){.opt_level = 3};
+  co.model_name = "lowbit_calib";
+  struct lb_calib_run_options ro = {.cg = &co, .progress = show_progress, .progress_ctx = &pr};
+  if (st == LB_OK) st = lb_calibrate(gc, f->calib_dir, &ro, res, &cd);
+  lb_graph_free(gc);
+  if (st != LB_OK) {
+    if (cd.text) lb_diag_append_error(d, st, cd.text, strlen(cd.text));
+    else lb_diag_error(d, st, NULL, "calibration failed");
+    lb_diag_free(&cd);
+    return st;
+  }
+  lb_diag_free(&cd);
+  char what[96] = "per-channel statistics";
+  if (ranges) {
+    char method[64];
+    lb_calib_method_format(&f->method, method, sizeof method);
+    snprintf(what, sizeof what, "%s, %s", method, f->calib_scheme == LB_CALIB_INT8_SYM ? "int8" : "uint8");
+  }
+  fprintf(stderr, "lowbit: calibrated %d values on %lld samples from %s (%s) in %.1f ms\n", (int)res->n_stats,
+          (long long)res->samples, f->calib_dir, what, now_ms() - t0);
+  return LB_OK;
+}
+
+/* Step 2: one statistics-driven pass (smoothquant or split-outliers) with
+ * per-channel statistics of g as it is now. With both, smoothquant goes first
+ * and split-outliers is calibrated again: it must see the smoothed channels
+ * (which are new values), and whatever smoothing left above the threshold is
+ * what is worth keeping in float. */
+static enum lb_status stats_pass(struct lb_graph *g, const struct lb_quant_flow *f, const char *pipe,
+                                 const char *stage, struct lb_diag *d) {
+  struct lb_calib_result stats = {0};
+  enum lb_status st = calibrate_copy(g, f, false, &stats, d);
+  if (st == LB_OK) st = run_stage(g, pipe, f, stage, &stats, d);
+  lb_calib_result_free(&stats);
+  return st;
+}
+
+static enum lb_status smooth(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d) {
+  char pipe[96];
+  enum lb_status st = LB_OK;
+  if (f->smoothquant) {
+    snprintf(pipe, sizeof pipe, "smoothquant{alpha=%.9g}", f->alpha);
+    st = stats_pass(g, f, pipe, "2-smoothquant", d);
+  }
+  if (st == LB_OK && f->outliers) {
+    snprintf(pipe, sizeof pipe, "split-outliers{threshold=%.9g}", f->threshold);
+    st = stats_pass(g, f, pipe, "2-split-outliers", d);
+  }
+  return st;
+}
+
+/* Step 3: activation ranges for static W8A8. */
+static enum lb_status attach_ranges(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d) {
+  if (f->load_calib) {
+    int32_t n_att = 0;
+    enum lb_status st = lb_calib_load_json(g, f->load_calib, &n_att, d);
+    if (st == LB_OK && f->verbose)
+      fprintf(stderr, "lowbit: %s: scales attached to %d values\n", f->load_calib, (int)n_att);
+    return st;
+  }
+  struct lb_calib_result res = {0};
+  enum lb_status st = calibrate_copy(g, f, true, &res, d);
+  struct lb_calib_file_info info = {.model = g->name, .samples = res.samples, .method = f->method,
+                                    .scheme = f->calib_scheme};
+  if (st == LB_OK && f->save_calib) st = lb_calib_write_json(f->save_calib, res.stats, res.n_stats, &info, d);
+  if (st == LB_OK && f->scheme == LB_QUANT_W8A8) st = lb_calib_attach(g, res.stats, res.n_stats, &info, d);
+  lb_calib_result_free(&res);
+  return st;
+}
+
+static enum lb_status report(const struct lb_graph *float_g, const struct lb_graph *quant_g,
+                             const struct lb_quant_flow *f, struct lb_diag *d) {
+  double t0 = now_ms();
+  struct progress pr = {.tty = isatty(2) != 0, .what = "quant report"};
+  struct lb_codegen_options co = f->jit ? *f->jit : (struct lb_codegen_options){.opt_level = 3};
+  co.model_name = "lowbit_report";
+  struct lb_quant_report_options ro = {.cg = &co, .calib_dir = f->calib_dir, .progress = show_progress,
+                                       .progress_ctx = &pr};
+  struct lb_diag rd;
+  lb_diag_init(&rd, d->file);
+  enum lb_status st = lb_quant_report(float_g, quant_g, &ro, f->report_path, &rd);
+  if (st != LB_OK) {
+    if (rd.text) lb_diag_append_error(d, st, rd.text, strlen(rd.text));
+    else lb_diag_error(d, st, NULL, "writing the quantization report '%s' failed", f->report_path);
+  } else {
+    fprintf(stderr, "lowbit: wrote quantization report %s (%.1f ms)\n", f->report_path, now_ms() - t0);
+  }
+  lb_diag_free(&rd);
+  return st;
+}
+
+enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d) {
+  bool has_plan;
+  char *first = pipeline_without_plan(f->pipeline ? f->pipeline : lb_default_pipeline, &has_plan);
+  enum lb_status st = run_stage(g, first, f, "1-passes", NULL, d);
+  free(first);
+  if (st == LB_OK && (f->smoothquant || f->outliers)) st = smooth(g, f, d);
+  bool need_ranges = f->scheme == LB_QUANT_W8A8 || (f->calib_dir && f->save_calib);
+  if (st == LB_OK && f->calib_dir && !need_ranges && !f->report_path && !f->smoothquant && !f->outliers)
+    fprintf(stderr, "lowbit: note: --quant %s uses no activation ranges; --calib %s only feeds --save-calib, "
+                    "--quant-report, --smoothquant and --outliers\n",
+            lb_quant_scheme_name(f->scheme), f->calib_dir);
+  if (st == LB_OK && need_ranges) st = attach_ranges(g, f, d);
+  struct lb_graph *float_g = NULL;
+  if (st == LB_OK && f->report_path) float_g = lb_graph_clone(g);
+  char pipe[64];
+  snprintf(pipe, sizeof pipe, "quantize{scheme=%s},dce", lb_quant_scheme_name(f->scheme));
+  if (st == LB_OK) st = run_stage(g, pipe, f, "3-quantize", NULL, d);
+  if (st == LB_OK) {
+    struct lb_quant_summary sum;
+    char line[512];
+    lb_quant_summarize(g, &sum);
+    lb_quant_summary_format(&sum, f->scheme, line, sizeof line);
+    fprintf(stderr, "lowbit: %s\n", line);
+  }
+  if (st == LB_OK && f->report_path) st = report(float_g, g, f, d);
+  lb_graph_free(float_g);
+  if (st == LB_OK && has_plan) st = run_stage(g, "plan-memory", f, "4-plan", NULL, d);
+  return st;
+}

@@ -1,0 +1,42 @@
+/* quant_flow.h: the passes and calibration runs of `lowbit compile --quant`
+ * (tools/quant_flow.c), between loading the model and generating code. */
+#ifndef LB_TOOLS_QUANT_FLOW_H
+#define LB_TOOLS_QUANT_FLOW_H
+
+#include "codegen/codegen.h"
+#include "passes/calib.h"
+#include "passes/pass.h"
+#include "passes/quantize.h"
+
+struct lb_quant_flow {
+  enum lb_quant_scheme scheme;
+  bool smoothquant;                /* --smoothquant[=A] */
+  double alpha;
+  bool outliers;                   /* --outliers=T */
+  double threshold;
+  const char *calib_dir;           /* --calib: samples */
+  const char *load_calib, *save_calib;
+  struct lb_calib_method method;   /* --calib-method, --calib-scheme */
+  enum lb_calib_scheme calib_scheme;
+  const char *report_path;         /* --quant-report */
+  const char *pipeline;            /* the user's pipeline; its plan-memory runs last */
+  const struct lb_pass_options *po;/* the user's print/dump/verify options */
+  const struct lb_codegen_options *jit; /* cpu/features/opt level of the calibration runs */
+  bool verbose;
+};
+
+/* Runs on a freshly loaded g:
+ *   1. the pipeline without plan-memory;
+ *   2. --smoothquant/--outliers: calibrate a copy of g for per-channel
+ *      statistics, then smoothquant{alpha=A} with them; then (again with fresh
+ *      statistics, of the smoothed graph) split-outliers{threshold=T};
+ *   3. w8a8: calibrate a copy of (the smoothed) g and attach the activation
+ *      ranges (or --load-calib them); --save-calib writes them;
+ *   4. quantize{scheme=S},dce, then the --quant-report against the float g of
+ *      step 3, then plan-memory (when the pipeline has it).
+ * Prints the calibration summaries and the quantization summary (one line
+ * each) on stderr. With --dump-dir DIR the stages dump into DIR/1-passes,
+ * DIR/2-smoothquant, DIR/2-split-outliers, DIR/3-quantize, DIR/4-plan. */
+enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d);
+
+#endif
