@@ -1,19 +1,24 @@
 #!/usr/bin/env node
 'use strict';
-// Benchmark lowbit-compiled executables against onnxruntime-node (CPU, in-process).
+// Benchmark lowbit-compiled executables against onnxruntime-node (CPU, in-process), in float and
+// in int8.
 //
 //   node bench/bench.js [--lowbit <build>/bin/lowbit] --models OUTDIR [--threads 1,2]
-//                       [--iters N] [--rounds R] [--only a,b] [--out docs/performance.md]
+//                       [--iters N] [--rounds R] [--only a,b] [--no-int8] [--out docs/performance.md]
 //
-// OUTDIR is what bench/make_models.py wrote: OUTDIR/NAME/{model.onnx,input_0.pb,meta.json}.
-// For every model the lowbit executable is compiled once (with meta.json's --dim bindings) into
-// OUTDIR/NAME/lowbit.exe and its output checked against onnxruntime's (max |diff|). Then for each
-// thread count T, R rounds interleave
+// OUTDIR is what bench/make_models.py wrote: OUTDIR/NAME/{model.onnx,input_0.pb,meta.json}, and
+// for the int8 comparisons meta.json "variants": [{name, lowbit_flags, ort_model, ort_label}]:
+// lowbit compiled with extra flags (e.g. --quant w8a8 --calib calib, paths relative to the model
+// folder) against onnxruntime running another model file (its int8 version).
+// For every model each distinct lowbit build is compiled once (OUTDIR/NAME/lowbit.exe for float,
+// lowbit-<variant>.exe for int8) and its output checked against onnxruntime's float output
+// (max |diff|). Then for each thread count T, R rounds interleave every configuration of the model:
 //   onnxruntime: session (graphOptimizationLevel 'all', intraOpNumThreads=T, interOpNumThreads=1),
-//                warm-up, N timed session.run calls -> median
-//   lowbit:      `exe input_0.pb --threads T --bench N` -> median_ms
-// and the reported figure is the median of the R round medians. Without --lowbit only onnxruntime
-// is timed and the lowbit columns read n/a.
+//                warm-up, N timed session.run calls -> median   (float model, then each int8 file)
+//   lowbit:      `exe input_0.pb --threads T --bench N` -> median_ms   (float, then each int8 build)
+// and the reported figure is the median of the R round medians. A row is
+//   model, int8 variant, threads, lowbit fp32, lowbit int8, ort fp32, ort int8 (ms), ratios.
+// Without --lowbit only onnxruntime is timed and the lowbit columns read n/a.
 
 const fs = require('fs');
 const os = require('os');
@@ -25,7 +30,7 @@ const tio = require('./tensorio');
 function die(msg) { process.stderr.write(`bench: ${msg}\n`); process.exit(2); }
 
 function parseArgs(argv) {
-  const a = { lowbit: null, models: null, threads: [1, 2], iters: 100, rounds: 5, out: null, only: null, warmup: null, minRoundMs: 500 };
+  const a = { lowbit: null, models: null, threads: [1, 2], iters: 100, rounds: 5, out: null, only: null, warmup: null, minRoundMs: 500, int8: true };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     const next = () => { if (i + 1 >= argv.length) die(`${x} needs a value`); return argv[++i]; };
@@ -38,9 +43,10 @@ function parseArgs(argv) {
     else if (x === '--min-round-ms') a.minRoundMs = parseFloat(next());
     else if (x === '--out') a.out = path.resolve(next());
     else if (x === '--only') a.only = next().split(',');
+    else if (x === '--no-int8') a.int8 = false;
     else if (x === '-h' || x === '--help') {
       process.stdout.write('usage: node bench.js [--lowbit PATH] --models DIR [--threads 1,2] [--iters N] ' +
-        '[--rounds R] [--warmup W] [--min-round-ms MS] [--only a,b] [--out FILE.md]\n');
+        '[--rounds R] [--warmup W] [--min-round-ms MS] [--only a,b] [--no-int8] [--out FILE.md]\n');
       process.exit(0);
     } else die(`unknown argument ${x}`);
   }
@@ -66,6 +72,7 @@ function listModels(dir, only) {
     return {
       name: n, dir: d, model: path.join(d, meta.model || 'model.onnx'),
       inputs: (meta.inputs || ['input_0.pb']).map((f) => path.join(d, f)), dims: meta.dims || {},
+      variants: (meta.variants || []).map((v) => ({ ...v, ortModel: path.join(d, v.ort_model) })),
     };
   });
 }
@@ -79,12 +86,13 @@ function run(cmd, args, opts = {}) {
   return r.stdout;
 }
 
-function compileLowbit(lowbit, m) {
-  const exe = path.join(m.dir, 'lowbit.exe');
-  const args = ['compile', m.model, '-o', exe];
+// flags: extra compile flags (int8 variants), relative paths resolved in the model folder.
+function compileLowbit(lowbit, m, name = null, flags = []) {
+  const exe = path.join(m.dir, name ? `lowbit-${name}.exe` : 'lowbit.exe');
+  const args = ['compile', m.model, '-o', exe, ...flags];
   for (const [k, v] of Object.entries(m.dims)) args.push('--dim', `${k}=${v}`);
   const t0 = Date.now();
-  run(lowbit, args);
+  run(lowbit, args, { cwd: m.dir });
   return { exe, compileS: (Date.now() - t0) / 1000 };
 }
 
@@ -97,7 +105,7 @@ function lowbitBench(exe, inputs, threads, iters) {
   return j.median_ms;
 }
 
-// Max |lowbit - ort| over all outputs (run once at 1 thread).
+// Max |lowbit - ort| over all outputs (run once).
 async function checkOutputs(exe, m, session) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lowbit-bench-'));
   try {
@@ -143,51 +151,115 @@ function gitCommit() {
 
 const fmt = (x, d = 3) => (x === null || x === undefined || Number.isNaN(x) ? 'n/a' : x.toFixed(d));
 
+// One model: compile its lowbit builds, then time every configuration, interleaved, per
+// thread count. Returns the table rows.
+async function benchModel(a, m) {
+  const variants = a.int8 ? m.variants : [];
+  // distinct lowbit builds (by variant name) and onnxruntime files
+  const lbBuilds = [{ key: 'fp32', name: null, flags: [] }];
+  for (const v of variants) {
+    if (!lbBuilds.some((b) => b.key === v.name)) lbBuilds.push({ key: v.name, name: v.name, flags: v.lowbit_flags });
+  }
+  const ortFiles = [{ key: 'fp32', file: m.model }];
+  for (const v of variants) {
+    if (!ortFiles.some((f) => f.key === v.ort_model)) ortFiles.push({ key: v.ort_model, file: v.ortModel });
+  }
+  if (a.lowbit) {
+    for (const b of lbBuilds) {
+      process.stderr.write(`[${m.name}] lowbit compile ${b.key}${b.flags.length ? ` (${b.flags.join(' ')})` : ''}\n`);
+      try {
+        Object.assign(b, compileLowbit(a.lowbit, m, b.name, b.flags));
+      } catch (e) { /* an int8 build that fails leaves its columns n/a; the float one must work */
+        if (!b.name) throw e;
+        b.error = e.message.split('\n').filter((l) => l.trim()).slice(-1)[0] || 'failed';
+        process.stderr.write(`[${m.name}] lowbit ${b.key}: ${e.message}\n`);
+      }
+    }
+  }
+  const lbTimed = lbBuilds.filter((b) => b.exe);
+  const rows = [];
+  for (const T of a.threads) {
+    const sessions = [];
+    for (const f of ortFiles) sessions.push({ ...f, session: await lib.createSession(f.file, { threads: T, opt: 'all' }) });
+    for (const s of sessions) s.feeds = lib.loadFeeds(s.session, m.inputs);
+    if (T === a.threads[0]) {
+      for (const b of lbTimed) b.maxDiff = await checkOutputs(b.exe, m, sessions[0].session);
+    }
+    /* Rounds of a fast model would last a few ms and catch any hiccup of the
+     * machine: run enough iterations that each round takes at least --min-round-ms. */
+    let probe = Infinity;
+    for (const s of sessions) probe = Math.min(probe, lib.median(await lib.timeRuns(s.session, s.feeds, 5, a.warmup)));
+    const iters = Math.max(a.iters, Math.ceil(a.minRoundMs / Math.max(probe, 1e-3)));
+    for (const s of sessions) s.meds = [];
+    for (const b of lbTimed) b.meds = [];
+    for (let r = 0; r < a.rounds; r++) {
+      for (const s of sessions) s.meds.push(lib.median(await lib.timeRuns(s.session, s.feeds, iters, a.warmup)));
+      for (const b of lbTimed) b.meds.push(lowbitBench(b.exe, m.inputs, T, iters));
+      process.stderr.write(`[${m.name} T=${T}] round ${r + 1}/${a.rounds}: ` +
+        [...sessions.map((s) => `ort ${s.key} ${fmt(s.meds[r])}`), ...lbTimed.map((b) => `lowbit ${b.key} ${fmt(b.meds[r])}`)]
+          .join(', ') + ' ms\n');
+    }
+    for (const s of sessions) await s.session.release();
+    const ortMs = (key) => lib.median(sessions.find((s) => s.key === key).meds);
+    const lbMs = (key) => { const b = lbTimed.find((x) => x.key === key); return b ? lib.median(b.meds) : null; };
+    const lbDiff = (key) => { const b = lbTimed.find((x) => x.key === key); return b ? b.maxDiff : null; };
+    const base = { model: m.name, threads: T, lbFp32: lbMs('fp32'), ortFp32: ortMs('fp32'), maxDiff: lbDiff('fp32') };
+    if (!variants.length) rows.push({ ...base, variant: null, lbInt8: null, ortInt8: null, int8Diff: null });
+    for (const v of variants) {
+      const build = lbBuilds.find((b) => b.key === v.name);
+      rows.push({ ...base, variant: `${v.name} vs ${v.ort_label}`, lbInt8: lbMs(v.name), ortInt8: ortMs(v.ort_model),
+        int8Diff: lbDiff(v.name), int8Error: build.error || null });
+    }
+  }
+  return rows;
+}
+
+const ratio = (x, y) => (x === null || y === null ? null : x / y);
+const geomean = (xs) => (xs.length ? Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length) : null);
+
+// The speed acceptance of an int8 row: lowbit int8 at least as fast as onnxruntime's int8 and
+// faster than lowbit's own fp32.
+function verdict(r) {
+  if (r.lbInt8 === null || r.lbInt8 === undefined) return r.int8Error ? 'build failed' : 'n/a';
+  return r.lbInt8 <= r.ortInt8 && r.lbInt8 < r.lbFp32 ? 'yes' : 'no';
+}
+
 async function main() {
   const a = parseArgs(process.argv.slice(2));
   const loadStart = os.loadavg()[0];
   const models = listModels(a.models, a.only);
   const rows = [];
-  for (const m of models) {
-    let exe = null, compileS = null, maxDiff = null;
-    if (a.lowbit) {
-      process.stderr.write(`[${m.name}] lowbit compile\n`);
-      ({ exe, compileS } = compileLowbit(a.lowbit, m));
-    }
-    for (const T of a.threads) {
-      const session = await lib.createSession(m.model, { threads: T, opt: 'all' });
-      const feeds = lib.loadFeeds(session, m.inputs);
-      if (exe && maxDiff === null) maxDiff = await checkOutputs(exe, m, session);
-      const ortMeds = [], lbMeds = [];
-      /* Rounds of a fast model would last a few ms and catch any hiccup of the
-       * machine: run enough iterations that each round takes at least --min-round-ms. */
-      const probe = lib.median(await lib.timeRuns(session, feeds, 5, a.warmup));
-      const iters = Math.max(a.iters, Math.ceil(a.minRoundMs / Math.max(probe, 1e-3)));
-      for (let r = 0; r < a.rounds; r++) {
-        const ms = await lib.timeRuns(session, feeds, iters, a.warmup);
-        ortMeds.push(lib.median(ms));
-        if (exe) lbMeds.push(lowbitBench(exe, m.inputs, T, iters));
-        process.stderr.write(`[${m.name} T=${T}] round ${r + 1}/${a.rounds}: ort ${fmt(ortMeds[r])} ms` +
-          (exe ? `, lowbit ${fmt(lbMeds[r])} ms` : '') + '\n');
-      }
-      await session.release();
-      const ortMs = lib.median(ortMeds);
-      const lbMs = exe ? lib.median(lbMeds) : null;
-      rows.push({ model: m.name, threads: T, ortMs, lbMs, ratio: exe ? lbMs / ortMs : null, maxDiff, compileS });
-    }
-  }
-  const ratios = rows.filter((r) => r.ratio !== null).map((r) => r.ratio);
-  const geomean = ratios.length ? Math.exp(ratios.reduce((s, x) => s + Math.log(x), 0) / ratios.length) : null;
+  for (const m of models) rows.push(...(await benchModel(a, m)));
 
+  const fmtDiff = (x) => (x === null || x === undefined ? 'n/a' : x.toExponential(2));
   const lines = [];
-  lines.push('| model | threads | onnxruntime ms | lowbit ms | lowbit/ort | max abs diff |');
-  lines.push('|---|---:|---:|---:|---:|---:|');
+  lines.push('| model | int8: lowbit vs onnxruntime | threads | lowbit fp32 ms | lowbit int8 ms | ort fp32 ms | ' +
+    'ort int8 ms | lowbit/ort fp32 | lowbit/ort int8 | lowbit int8/fp32 | int8 accepted | max abs diff fp32 | ' +
+    'int8 max abs diff vs ort fp32 |');
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|');
+  const seenFp32 = new Set();
   for (const r of rows) {
-    lines.push(`| ${r.model} | ${r.threads} | ${fmt(r.ortMs)} | ${fmt(r.lbMs)} | ${fmt(r.ratio)} | ` +
-      `${r.maxDiff === null ? 'n/a' : r.maxDiff.toExponential(2)} |`);
+    lines.push(`| ${r.model} | ${r.variant || '-'} | ${r.threads} | ${fmt(r.lbFp32)} | ${fmt(r.lbInt8)} | ` +
+      `${fmt(r.ortFp32)} | ${fmt(r.ortInt8)} | ${fmt(ratio(r.lbFp32, r.ortFp32))} | ${fmt(ratio(r.lbInt8, r.ortInt8))} | ` +
+      `${fmt(ratio(r.lbInt8, r.lbFp32))} | ${r.variant ? verdict(r) : '-'} | ${fmtDiff(r.maxDiff)} | ${fmtDiff(r.int8Diff)} |`);
   }
+  /* a model's fp32 figures repeat on each of its int8 rows: count them once */
+  const fp32Ratios = [];
+  for (const r of rows) {
+    const k = `${r.model}/${r.threads}`;
+    if (seenFp32.has(k) || ratio(r.lbFp32, r.ortFp32) === null) continue;
+    seenFp32.add(k);
+    fp32Ratios.push(ratio(r.lbFp32, r.ortFp32));
+  }
+  const int8Ratios = rows.map((r) => ratio(r.lbInt8, r.ortInt8)).filter((x) => x !== null);
   lines.push('');
-  lines.push(`Geometric mean of lowbit/ort: ${fmt(geomean)} (below 1 means lowbit is faster).`);
+  lines.push(`Geometric mean of lowbit/ort: fp32 ${fmt(geomean(fp32Ratios))}, int8 ${fmt(geomean(int8Ratios))} ` +
+    '(below 1 means lowbit is faster).');
+  const failed = rows.filter((r) => r.variant && verdict(r) !== 'yes');
+  if (a.lowbit && rows.some((r) => r.variant)) {
+    lines.push(failed.length ? `Int8 rows not accepted: ${failed.map((r) => `${r.model} ${r.variant} T=${r.threads}`).join('; ')}.`
+      : 'Every int8 row is accepted (lowbit int8 <= onnxruntime int8 and < lowbit fp32).');
+  }
   const table = lines.join('\n');
   process.stdout.write(table + '\n');
 
@@ -209,6 +281,11 @@ async function main() {
       `- Method: ${a.rounds} interleaved rounds x at least ${a.iters} timed runs, more for fast models so ` +
         `that a round lasts at least ${a.minRoundMs} ms (${a.warmup} warm-up); ` +
         'each figure is the median of the per-round medians, in milliseconds per inference.',
+      '- Int8: onnxruntime runs its own int8 versions of each model (made by bench/make_models.py with ' +
+        'tests/gpt/ort_quantize.py, an emulation of onnxruntime\'s quantize_dynamic / quantize_static); ' +
+        'lowbit compiles the float model with the int8 flags named in the second column ' +
+        '(meta.json `variants`). "int8 accepted": lowbit int8 is at least as fast as onnxruntime int8 and ' +
+        'faster than lowbit fp32.',
       '',
       table,
       '',

@@ -12,6 +12,18 @@ Models (f32; random normal weights scaled 1/sqrt(fan_in), fixed seeds):
   mlp4x1024_b1, mlp4x1024_b64   4 x (MatMul 1024x1024 + Add bias), ReLU between, batch 1 / 64
   mlp8x4096_b1                  8 x (MatMul 4096x4096 + Add bias), ReLU between, batch 1
   gpt                           the byte-level GPT fixture (tests/gpt/train_gpt.py), tokens [1,128]
+
+INT8 variants (meta.json "variants": what bench/bench.js times against what): each model also
+gets onnxruntime's int8 versions, made by tests/gpt/ort_quantize.py (our emulation of
+onnxruntime's quantize_dynamic / quantize_static, since there is no Python onnxruntime here):
+  MLPs  model.dyn.onnx   quantize_dynamic: DynamicQuantizeLinear + MatMulInteger + Cast + Mul,
+                         int8 weights per tensor; lowbit compiles with --quant w8 (batch 1)
+                         or --quant w8a8-dynamic (batch 64)
+  gpt   model.qdq.onnx   quantize_static (QDQ, MinMax on 32 windows of the training text)
+        model.dyn.onnx   quantize_dynamic
+        calib/           the same 32 windows as lowbit calibration samples (calib/wNN/input_0.pb);
+                         lowbit compiles with --quant w8a8 --calib calib (and w8a8-dynamic)
+Pass --no-int8 to write only the float models.
 """
 import argparse
 import json
@@ -26,6 +38,29 @@ from onnx import TensorProto, helper, numpy_helper
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_GPT = os.path.join(REPO, "tests", "fixtures", "gpt_byte_4l", "model.onnx")
 OPSET = 17
+CALIB_WINDOWS = 32
+
+sys.path.insert(0, os.path.join(REPO, "tests", "gpt"))
+import ort_quantize  # noqa: E402 (tests/gpt/ort_quantize.py)
+
+
+def save(model, path, external_name=None):
+    """Saves model; with external_name, tensors over 1 KiB go to that file beside it."""
+    if external_name:
+        if os.path.exists(os.path.join(os.path.dirname(path), external_name)):
+            os.remove(os.path.join(os.path.dirname(path), external_name))
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=external_name, size_threshold=1024)
+        onnx.checker.check_model(path)
+    else:
+        onnx.checker.check_model(model)
+        onnx.save_model(model, path)
+
+
+def variant(name, flags, ort_model, ort_label):
+    """One bench.js row: lowbit compiled with `flags` (paths relative to the model folder)
+    against onnxruntime running `ort_model`."""
+    return {"name": name, "lowbit_flags": flags, "ort_model": ort_model, "ort_label": ort_label}
 
 
 def write_pb(path, arr, name):
@@ -33,7 +68,7 @@ def write_pb(path, arr, name):
         f.write(numpy_helper.from_array(arr, name).SerializeToString())
 
 
-def mlp(name, layers, width, batch, seed, outdir, external=False):
+def mlp(name, layers, width, batch, seed, outdir, external=False, int8=None):
     rng = np.random.default_rng(seed)
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -63,27 +98,25 @@ def mlp(name, layers, width, batch, seed, outdir, external=False):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="lowbit-bench")
     model.ir_version = 8
-    path = os.path.join(d, "model.onnx")
-    if external:
-        if os.path.exists(os.path.join(d, "weights.bin")):
-            os.remove(os.path.join(d, "weights.bin"))
-        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="weights.bin", size_threshold=1024)
-        onnx.checker.check_model(path)
-    else:
-        onnx.checker.check_model(model)
-        onnx.save_model(model, path)
+    variants = []
+    if int8:
+        # before saving: saving with external data moves the weights out of `model`
+        save(ort_quantize.quantize_dynamic(model), os.path.join(d, "model.dyn.onnx"),
+             "weights.dyn.bin" if external else None)
+        variants.append(variant(int8, ["--quant", int8], "model.dyn.onnx", "quantize_dynamic"))
+    save(model, os.path.join(d, "model.onnx"), "weights.bin" if external else None)
+    del model, inits
     x = rng.standard_normal((batch, width), dtype=np.float32)
     write_pb(os.path.join(d, "input_0.pb"), x, "x")
     meta = {"name": name, "model": "model.onnx", "inputs": ["input_0.pb"], "dims": {},
             "input_shapes": {"x": [batch, width]}, "dtype": "float32",
-            "flops": 2 * layers * width * width * batch}
+            "flops": 2 * layers * width * width * batch, "variants": variants}
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     return d
 
 
-def gpt(src, outdir, seq=128, batch=1):
+def gpt(src, outdir, seq=128, batch=1, int8=True):
     if not os.path.exists(src):
         sys.exit(f"make_models: GPT model {src} not found (train it with tests/gpt/train_gpt.py "
                  f"or pass --gpt)")
@@ -104,18 +137,35 @@ def gpt(src, outdir, seq=128, batch=1):
         data = bytes(np.random.default_rng(7).integers(32, 127, seq, dtype=np.uint8))
     tokens = np.frombuffer(data, dtype=np.uint8).astype(np.int64).reshape(batch, seq)
     write_pb(os.path.join(d, "input_0.pb"), tokens, inp.name)
+    variants = []
+    if int8:
+        assert seq == ort_quantize.CTX and batch == 1, "calibration windows are [1, 128]"
+        windows = ort_quantize.calib_windows(CALIB_WINDOWS)
+        calib = os.path.join(d, "calib")
+        shutil.rmtree(calib, ignore_errors=True)
+        for i, w in enumerate(windows):
+            os.makedirs(os.path.join(calib, f"w{i:02d}"))
+            write_pb(os.path.join(calib, f"w{i:02d}", "input_0.pb"), w, inp.name)
+        model = onnx.load(src)
+        save(ort_quantize.quantize_static(model, windows), os.path.join(d, "model.qdq.onnx"))
+        save(ort_quantize.quantize_dynamic(model), os.path.join(d, "model.dyn.onnx"))
+        w8a8 = ["--quant", "w8a8", "--calib", "calib"]
+        variants = [variant("w8a8", w8a8, "model.qdq.onnx", "quantize_static QDQ"),
+                    variant("w8a8", w8a8, "model.dyn.onnx", "quantize_dynamic"),
+                    variant("w8a8-dynamic", ["--quant", "w8a8-dynamic"], "model.dyn.onnx", "quantize_dynamic")]
     meta = {"name": "gpt", "model": "model.onnx", "inputs": ["input_0.pb"], "dims": dims,
-            "input_shapes": {inp.name: [batch, seq]}, "dtype": "int64", "source": src}
+            "input_shapes": {inp.name: [batch, seq]}, "dtype": "int64", "source": src,
+            "variants": variants}
     with open(os.path.join(d, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)
     return d
 
 
 MODELS = {
-    "mlp4x1024_b1": lambda o, a: mlp("mlp4x1024_b1", 4, 1024, 1, 101, o),
-    "mlp4x1024_b64": lambda o, a: mlp("mlp4x1024_b64", 4, 1024, 64, 101, o),
-    "mlp8x4096_b1": lambda o, a: mlp("mlp8x4096_b1", 8, 4096, 1, 202, o, external=True),
-    "gpt": lambda o, a: gpt(a.gpt, o),
+    "mlp4x1024_b1": lambda o, a: mlp("mlp4x1024_b1", 4, 1024, 1, 101, o, int8=a.int8 and "w8"),
+    "mlp4x1024_b64": lambda o, a: mlp("mlp4x1024_b64", 4, 1024, 64, 101, o, int8=a.int8 and "w8a8-dynamic"),
+    "mlp8x4096_b1": lambda o, a: mlp("mlp8x4096_b1", 8, 4096, 1, 202, o, external=True, int8=a.int8 and "w8"),
+    "gpt": lambda o, a: gpt(a.gpt, o, int8=a.int8),
 }
 
 
@@ -124,6 +174,8 @@ def main():
     ap.add_argument("outdir")
     ap.add_argument("--only", default="", help="comma-separated subset of " + ",".join(MODELS))
     ap.add_argument("--gpt", default=DEFAULT_GPT, help="GPT model to copy (default: the fixture)")
+    ap.add_argument("--no-int8", dest="int8", action="store_false",
+                    help="only the float models (no onnxruntime int8 versions, no calibration samples)")
     a = ap.parse_args()
     names = [n for n in a.only.split(",") if n] or list(MODELS)
     for n in names:
