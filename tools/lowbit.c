@@ -359,23 +359,6 @@ static enum lb_status load_model(const struct compile_args *a, struct lb_graph *
   return st;
 }
 
-/* Progress on stderr: a bar when stderr is a terminal (redrawn per sample). */
-struct progress {
-  bool tty;
-};
-static void calib_progress(void *ctx, int64_t done, int64_t total) {
-  struct progress *p = ctx;
-  if (!p->tty) return;
-  enum { W = 30 };
-  int fill = total ? (int)(done * W / total) : W;
-  char bar[W + 1];
-  for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '.';
-  bar[W] = 0;
-  fprintf(stderr, "\rlowbit: calibrating [%s] %lld/%lld", bar, (long long)done, (long long)total);
-  if (done == total) fputc('\n', stderr);
-  fflush(stderr);
-}
-
 /* The calibration pipeline: the compile pipeline up to (not including)
  * plan-memory, then insert-observers. Value names then match the compiled
  * graph's, since passes are deterministic. */
@@ -402,10 +385,10 @@ static enum lb_status run_calibration(const struct compile_args *a, struct lb_ca
   char *pipe = calib_pipeline(a->pipeline ? a->pipeline : lb_default_pipeline);
   if (st == LB_OK) st = lb_pass_manager_run(gc, pipe, NULL, d);
   free(pipe);
-  struct progress pr = {.tty = isatty(2) != 0};
+  struct lb_progress pr = {.tty = isatty(2) != 0, .what = "calibrating"};
   struct lb_codegen_options co = {.cpu = a->cpu, .features = a->features, .opt_level = a->opt_level,
                                   .model_name = "lowbit_calib"};
-  struct lb_calib_run_options ro = {.cg = &co, .progress = calib_progress, .progress_ctx = &pr};
+  struct lb_calib_run_options ro = {.cg = &co, .progress = lb_progress_show, .progress_ctx = &pr};
   if (st == LB_OK) st = lb_calibrate(gc, a->calib_dir, &ro, res, d);
   lb_graph_free(gc);
   if (st != LB_OK) return st;

@@ -24,14 +24,8 @@ static double now_ms(void) {
   return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* A bar on stderr when it is a terminal, nothing otherwise (the caller prints
- * a one-line summary). */
-struct progress {
-  bool tty;
-  const char *what;
-};
-static void show_progress(void *ctx, int64_t done, int64_t total) {
-  struct progress *p = ctx;
+void lb_progress_show(void *ctx, int64_t done, int64_t total) {
+  struct lb_progress *p = ctx;
   if (!p->tty) return;
   enum { W = 30 };
   int fill = total ? (int)(done * W / total) : W;
@@ -104,10 +98,10 @@ static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_q
   lb_diag_init(&cd, d->file);
   struct lb_graph *gc = lb_graph_clone(g);
   enum lb_status st = lb_pass_manager_run(gc, "insert-observers", NULL, &cd);
-  struct progress pr = {.tty = isatty(2) != 0, .what = "calibrating"};
+  struct lb_progress pr = {.tty = isatty(2) != 0, .what = "calibrating"};
   struct lb_codegen_options co = f->jit ? *f->jit : (struct lb_codegen_options){.opt_level = 3};
   co.model_name = "lowbit_calib";
-  struct lb_calib_run_options ro = {.cg = &co, .progress = show_progress, .progress_ctx = &pr};
+  struct lb_calib_run_options ro = {.cg = &co, .progress = lb_progress_show, .progress_ctx = &pr};
   if (st == LB_OK) st = lb_calibrate(gc, f->calib_dir, &ro, res, &cd);
   lb_graph_free(gc);
   if (st != LB_OK) {
@@ -178,10 +172,10 @@ static enum lb_status attach_ranges(struct lb_graph *g, const struct lb_quant_fl
 static enum lb_status report(const struct lb_graph *float_g, const struct lb_graph *quant_g,
                              const struct lb_quant_flow *f, struct lb_diag *d) {
   double t0 = now_ms();
-  struct progress pr = {.tty = isatty(2) != 0, .what = "quant report"};
+  struct lb_progress pr = {.tty = isatty(2) != 0, .what = "quant report"};
   struct lb_codegen_options co = f->jit ? *f->jit : (struct lb_codegen_options){.opt_level = 3};
   co.model_name = "lowbit_report";
-  struct lb_quant_report_options ro = {.cg = &co, .calib_dir = f->calib_dir, .progress = show_progress,
+  struct lb_quant_report_options ro = {.cg = &co, .calib_dir = f->calib_dir, .progress = lb_progress_show,
                                        .progress_ctx = &pr};
   struct lb_diag rd;
   lb_diag_init(&rd, d->file);

@@ -39,4 +39,13 @@ struct lb_quant_flow {
  * DIR/2-smoothquant, DIR/2-split-outliers, DIR/3-quantize, DIR/4-plan. */
 enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d);
 
+/* Progress of a long step on stderr: a bar redrawn per sample when stderr is a
+ * terminal, nothing otherwise (callers print a one-line summary). ctx is a
+ * struct lb_progress. */
+struct lb_progress {
+  bool tty;
+  const char *what; /* "calibrating" */
+};
+void lb_progress_show(void *ctx, int64_t done, int64_t total);
+
 #endif
