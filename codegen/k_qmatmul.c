@@ -130,6 +130,21 @@ static bool aarch64_dotprod(struct lb_cg *cg) {
   return target_has(cg, "dotprod", cpus_dotprod);
 }
 
+/* The integer dot-product features k_qmatmul_lowbit.c chooses from (cg.h). */
+void lb_cg_qmm_features(struct lb_cg *cg, struct lb_cg_qmm_features *f) {
+  memset(f, 0, sizeof *f);
+  if (cg->is_x86) {
+    f->avx2 = cg->vbits >= 256 && target_has(cg, "avx2", cpus_avx2);
+    f->z512 = cg->vbits >= 512 && target_has(cg, "avx512f", cpus_avx512bw) && target_has(cg, "avx512bw", cpus_avx512bw);
+    f->vnni512 = target_has(cg, "avx512vnni", cpus_avx512vnni);
+    f->vnni256 = (f->vnni512 && target_has(cg, "avx512f", cpus_avx512bw) &&
+                  target_has(cg, "avx512vl", cpus_avx512vl)) ||
+                 target_has(cg, "avxvnni", cpus_avxvnni);
+  } else {
+    f->dotprod = aarch64_dotprod(cg);
+  }
+}
+
 /* Picks the instruction family and the register blocking for the target. */
 static void qmm_choose_isa(struct lb_cg *cg, struct qmm *q) {
   if (cg->is_x86) {
@@ -556,6 +571,7 @@ enum lb_status lb_cg_emit_qmatmul(struct lb_cg *cg, struct lb_node *n, LLVMValue
   const struct lb_qparams *qw = wv->qparams, *qa = av->qparams, *qy = yv->qparams;
   if (!w || wv->type.dtype != LB_DTYPE_I8 || wv->type.shape.rank != 2 || !qw || qw->n < 1)
     return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul needs a const i8[K,N] weight with its scales");
+  if (qw->bits != 8 || qw->group_size > 0 || qw->zero_points) return lb_cg_emit_qmatmul_lowbit(cg, n, in, out);
   struct qmm q;
   memset(&q, 0, sizeof q);
   q.K = wv->type.shape.dims[0];

@@ -1241,7 +1241,9 @@ static void load_params_i(const struct lb_type *t, const void *data, int64_t *ou
   for (int64_t i = 0, ne = lb_shape_numel(&t->shape); i < ne; i++) out[i] = ld_i(t->dtype, data, i);
 }
 
-/* qmatmul, exactly as docs/ir-ops.md "Quantized matmul" states it: 8-bit
+/* qmatmul, exactly as docs/ir-ops.md "Quantized matmul" (and "Low-bit
+ * weights": per-group exact i32 sums, each scaled and added in f32 in
+ * ascending group order) states it: 8-bit
  * activations (quantized here for static/dynamic f32 input) times the int8
  * weight, accumulated exactly, then one f32 multiply by the product of the two
  * scales (rounded to f32), the f32 bias add, the activation in f32, and the
@@ -1258,6 +1260,10 @@ static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *
   bool none = strcmp(aq, "none") == 0, dynamic = strcmp(aq, "dynamic") == 0;
   enum lb_dtype ta = va->type.dtype, ty = vy->type.dtype;
   bool a_int = ta == LB_DTYPE_I8 || ta == LB_DTYPE_U8, y_int = ty == LB_DTYPE_I8 || ty == LB_DTYPE_U8;
+  /* low-bit layouts (docs/ir-ops.md "Low-bit weights"): groups of gs rows with
+   * their own scale (and zero point when asymmetric); one group = the 8-bit rule */
+  bool grouped = qw->group_size > 0 || qw->zero_points;
+  int64_t gs = qw->group_size > 0 ? qw->group_size : (k ? k : 1);
   int64_t *q = xmalloc(sizeof *q * (size_t)(k + 1));
   for (int64_t r = 0; r < rows; r++) {
     float sa = 1;
@@ -1277,7 +1283,23 @@ static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *
     }
     for (int64_t j = 0; j < nn; j++) {
       float ws = qw->scales[qw->n == 1 ? 0 : j], y;
-      if (none) {
+      if (grouped && none) {
+        /* sum of a * real_w, real_w = scale * (code - zp) exact in f32 (f16 scale) */
+        double s = 0;
+        for (int64_t i = 0; i < k; i++) {
+          int64_t gi = qw->n == 1 ? 0 : (i / gs) * nn + j;
+          float rw = qw->scales[gi] * (float)(w[i * nn + j] - (qw->zero_points ? qw->zero_points[gi] : 0));
+          s += (double)((const float *)ins[0])[r * k + i] * rw;
+        }
+        y = (float)s;
+      } else if (grouped) {
+        y = 0;
+        for (int64_t g0 = 0; g0 < k; g0 += gs) {
+          int64_t gi = qw->n == 1 ? 0 : (g0 / gs) * nn + j, zw = qw->zero_points ? qw->zero_points[gi] : 0, acc = 0;
+          for (int64_t i = g0; i < k && i < g0 + gs; i++) acc += (q[i] - za) * (w[i * nn + j] - zw);
+          y += (float)acc * (sa * qw->scales[gi]);
+        }
+      } else if (none) {
         double s = 0;
         for (int64_t i = 0; i < k; i++) s += (double)((const float *)ins[0])[r * k + i] * w[i * nn + j];
         y = (float)s * ws;

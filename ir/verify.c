@@ -17,6 +17,7 @@
 #include "ir/ir.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -371,20 +372,87 @@ static void check_attrs(struct verifier *v, const struct lb_node *n) {
   }
   const struct lb_attr *sa;
   if (n->op == LB_OP_OBSERVE && (sa = lb_node_attr(n, "stats")) && sa->kind == LB_ATTR_STRINGS) {
-    static const char *const kinds[] = {"minmax", "absmax_channel", "hist"};
+    static const char *const kinds[] = {"minmax", "absmax_channel", "hist", "absmean_channel", "rows", "hessian"};
     if (sa->n == 0) fail(v, n, "'stats' must name at least one statistic");
     for (int64_t i = 0; i < sa->n; i++) {
       bool ok = false;
       for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) ok |= strcmp(sa->strings[i], kinds[k]) == 0;
       if (!ok)
-        fail(v, n, "unknown statistic \"%s\" in 'stats' (minmax, absmax_channel, hist)", sa->strings[i]);
+        fail(v, n, "unknown statistic \"%s\" in 'stats' (minmax, absmax_channel, hist, absmean_channel, rows, "
+             "hessian)",
+             sa->strings[i]);
     }
   }
 }
 
-/* qmatmul's quantization parameters (docs/ir-ops.md "Quantized matmul"):
- * w a const i8[K,N], symmetric 8-bit, per column (axis 1, N scales) or per
- * tensor (axis -1, 1 scale); a quantized statically carries per-tensor 8-bit
+/* True when f is exactly an IEEE half (normal or subnormal, |f| <= 65504):
+ * low-bit weight scales are stored as f16 in the executable. */
+static bool f16_exact(float f) {
+  double a = fabs((double)f);
+  if (a == 0) return true;
+  if (!(a <= 65504)) return false;
+  int e;
+  frexp(a, &e); /* a in [2^(e-1), 2^e) */
+  int shift = e - 1 < -14 ? 24 : 10 - (e - 1); /* units of the last mantissa bit */
+  double m = ldexp(a, shift);
+  return m == floor(m);
+}
+
+/* qmatmul's weight (docs/ir-ops.md "Quantized matmul", "Low-bit weights"): a
+ * const i8[K,N] of codes with 2/3/4/8-bit qparams: symmetric (signed codes) or,
+ * below 8 bits, asymmetric unsigned with one zero point per scale; one scale
+ * (axis -1), one per column (axis 1, group 0) or per group of G rows and column
+ * (axis 1, group G: ceil(K/G) * N). Codes and zero points must lie in the
+ * range of the bits; scales below 8 bits must be f16 values. */
+static void check_qmatmul_weight(struct verifier *v, const struct lb_node *n, const struct lb_value *w) {
+  const struct lb_qparams *q = w->qparams;
+  int64_t k = w->type.shape.dims[0], nn = w->type.shape.dims[1];
+  if (q->bits != 8 && q->bits != 4 && q->bits != 3 && q->bits != 2) {
+    fail(v, n, "the weight's qparams have bits=%d; qmatmul takes 2, 3, 4 or 8", q->bits);
+    return;
+  }
+  if (q->symmetric ? (q->zero_points || q->is_unsigned) : (q->bits == 8 || !q->zero_points || !q->is_unsigned)) {
+    fail(v, n, "the weight's qparams must be symmetric and signed, or (below 8 bits) asymmetric unsigned "
+         "with zero points (have bits=%d %s%s%s)", q->bits, q->symmetric ? "sym" : "asym",
+         q->is_unsigned ? " unsigned" : "", q->zero_points ? " with zero points" : "");
+    return;
+  }
+  int64_t groups = q->group_size > 0 ? (k + q->group_size - 1) / q->group_size : 1;
+  bool shape_ok = (q->axis == -1 && q->group_size == 0 && q->n == 1) ||
+                  (q->axis == 1 && q->group_size >= 0 && q->n == groups * nn);
+  if (!shape_ok) {
+    fail(v, n, "the weight's qparams must have axis=1 and %" PRId64 " scales (group=%d), or axis=-1, group=0 "
+         "and 1 scale (have bits=%d axis=%d group=%d n=%" PRId64 ")",
+         groups * nn, q->group_size, q->bits, q->axis, q->group_size, q->n);
+    return;
+  }
+  int64_t lo = q->is_unsigned ? 0 : -(INT64_C(1) << (q->bits - 1));
+  int64_t hi = q->is_unsigned ? (INT64_C(1) << q->bits) - 1 : (INT64_C(1) << (q->bits - 1)) - 1;
+  for (int64_t i = 0; q->zero_points && i < q->n; i++)
+    if (q->zero_points[i] < lo || q->zero_points[i] > hi) {
+      fail(v, n, "the weight's zero point %" PRId32 " (index %" PRId64 ") is outside [%" PRId64 ", %" PRId64 "]",
+           q->zero_points[i], i, lo, hi);
+      return;
+    }
+  for (int64_t i = 0; q->bits < 8 && i < q->n; i++)
+    if (!f16_exact(q->scales[i])) {
+      fail(v, n, "the weight's scale %.9g (index %" PRId64 ") is not an f16 value (%d-bit scales are stored as f16)",
+           (double)q->scales[i], i, q->bits);
+      return;
+    }
+  const int8_t *codes = q->bits < 8 ? lb_value_const_data(v->g, w) : NULL; /* NULL when elided */
+  for (int64_t i = 0; codes && i < k * nn; i++) {
+    int64_t c = q->is_unsigned ? (uint8_t)codes[i] : codes[i];
+    if (c < lo || c > hi) {
+      fail(v, n, "the weight's code %" PRId64 " at [%" PRId64 ",%" PRId64 "] is outside the %d-bit range [%" PRId64
+           ", %" PRId64 "]", c, i / nn, i % nn, q->bits, lo, hi);
+      return;
+    }
+  }
+}
+
+/* qmatmul's quantization parameters (docs/ir-ops.md "Quantized matmul"): the
+ * weight's as above; a quantized statically carries per-tensor 8-bit
  * qparams; an i8/u8 output carries the per-tensor qparams it is requantized
  * with. Shapes and dtypes are the shape rule's. */
 static void check_qmatmul(struct verifier *v, const struct lb_node *n) {
@@ -396,11 +464,8 @@ static void check_qmatmul(struct verifier *v, const struct lb_node *n) {
     fail(v, n, "the weight (input 1) must be a const i8[K,N]");
   } else if (!q) {
     fail(v, n, "the weight (input 1) has no qparams (its scales)");
-  } else if (q->bits != 8 || !q->symmetric || q->group_size != 0 ||
-             !((q->axis == 1 && q->n == w->type.shape.dims[1]) || (q->axis == -1 && q->n == 1))) {
-    fail(v, n, "the weight's qparams must be 8-bit symmetric with axis=1 and %" PRId64
-         " scales or axis=-1 and 1 scale (have bits=%d axis=%d group=%d %s n=%" PRId64 ")",
-         w->type.shape.dims[1], q->bits, q->axis, q->group_size, q->symmetric ? "sym" : "asym", q->n);
+  } else {
+    check_qmatmul_weight(v, n, w);
   }
   const char *aq = lb_node_attr_string(n, "a_quant", "none");
   if (strcmp(aq, "none") != 0 && strcmp(aq, "static") != 0 && strcmp(aq, "dynamic") != 0)

@@ -1028,6 +1028,75 @@ static void test_qmatmul(void **s) {
   free(y);
 }
 
+/* ---- qmatmul with low-bit weights (docs/ir-ops.md "Low-bit weights") ---- */
+static struct lb_qparams *lowbit_qp(int32_t bits, int32_t group, const float *scales, int64_t n,
+                                    const int32_t *zps) {
+  struct lb_qparams *q = lb_arena_alloc(&G->arena, sizeof *q);
+  *q = (struct lb_qparams){.bits = bits, .axis = 1, .group_size = group, .symmetric = !zps,
+                           .is_unsigned = zps != NULL, .n = n};
+  q->scales = lb_arena_alloc(&G->arena, sizeof *q->scales * (size_t)n);
+  memcpy(q->scales, scales, sizeof *q->scales * (size_t)n);
+  if (zps) {
+    q->zero_points = lb_arena_alloc(&G->arena, sizeof *q->zero_points * (size_t)n);
+    memcpy(q->zero_points, zps, sizeof *q->zero_points * (size_t)n);
+  }
+  return q;
+}
+
+static void test_qmatmul_lowbit(void **s) {
+  (void)s;
+  /* 4-bit symmetric, group 2 over K = 3 (the last group is one row); scales
+   * [g*N + n] = g0 [0.5, 0.25], g1 [2, 0.125]; real w = [[3.5,-2],[-1.5,1.25],[4,-0.125]] */
+  struct lb_value *w = cst(G, "w", TY(I8, 3, 2), (int8_t[]){7, -8, -3, 5, 2, -1});
+  w->qparams = lowbit_qp(4, 2, (const float[]){0.5f, 0.25f, 2, 0.125f}, 4, NULL);
+  float *y = eval1(G, qmm(CF("a", TY(F32, 1, 3), 1.0f, 2.0f, -0.5f), w, NULL, "none", NULL));
+  CHECK_F32(y, -1.5f, 0.5625f);
+  free(y);
+  /* dynamic: max|a| = 127, sa = 1, q = [127, -64, 2] (-63.5 to even);
+   * col 0: g0 127*7 + 64*3 = 1081 (*0.5), g1 4 (*2): 548.5 + bias 1;
+   * col 1: g0 -1016 - 320 = -1336 (*0.25), g1 -2 (*0.125): -334.25 + bias 0.5 */
+  y = eval1(G, qmm(CF("ad", TY(F32, 1, 3), 127.0f, -63.5f, 2.0f), w, CF("b", TY(F32, 2), 1.0f, 0.5f),
+                   "dynamic", NULL));
+  CHECK_F32(y, 549.5f, -333.75f);
+  free(y);
+  /* 4-bit asymmetric, group 2, K = 4, N = 1: codes [15, 0 | 8, 3], zero
+   * points [8 | 3], scales [0.5 | 0.25]: real w = [3.5, -4, 1.25, 0] */
+  struct lb_value *wa = cst(G, "wa", TY(I8, 4, 1), (int8_t[]){15, 0, 8, 3});
+  wa->qparams = lowbit_qp(4, 2, (const float[]){0.5f, 0.25f}, 2, (const int32_t[]){8, 3});
+  struct lb_value *aa = CF("aa", TY(F32, 1, 4), 1.0f, 1.0f, 2.0f, 4.0f);
+  y = eval1(G, qmm(aa, wa, NULL, "none", NULL));
+  CHECK_F32(y, 2.0f);
+  free(y);
+  /* static u8 with sa 0.5, za 10: q - za = [2, 2, 4, 8];
+   * g0 2*7 + 2*(-8) = -2 (* 0.25), g1 4*5 + 8*0 = 20 (* 0.125) */
+  aa->qparams = qmm_qp(-1, (const float[]){0.5f}, 1, (const int32_t[]){10}, true);
+  y = eval1(G, qmm(aa, wa, NULL, "static", NULL));
+  CHECK_F32(y, 2.0f);
+  free(y);
+  /* 3-bit symmetric per column (group 0): codes [3, -4, 1] * 0.5 */
+  struct lb_value *w3 = cst(G, "w3", TY(I8, 3, 1), (int8_t[]){3, -4, 1});
+  w3->qparams = lowbit_qp(3, 0, (const float[]){0.5f}, 1, NULL);
+  y = eval1(G, qmm(CF("a3", TY(F32, 1, 3), 2.0f, 1.0f, 4.0f), w3, NULL, "none", NULL));
+  CHECK_F32(y, 3.0f);
+  free(y);
+  y = eval1(G, qmm(CF("a3d", TY(F32, 1, 3), 127.0f, 0.0f, -127.0f), w3, NULL, "dynamic", NULL));
+  CHECK_F32(y, 127.0f);
+  free(y);
+  /* 2-bit asymmetric, group 1 (each row its own group): codes [[3,0],[1,2]],
+   * zero points g0 [1, 2], g1 [0, 3], scales g0 [0.5, 1], g1 [0.25, 2]:
+   * real w = [[1, -2], [0.25, -2]] */
+  struct lb_value *w2 = cst(G, "w2", TY(I8, 2, 2), (int8_t[]){3, 0, 1, 2});
+  w2->qparams = lowbit_qp(2, 1, (const float[]){0.5f, 1, 0.25f, 2}, 4, (const int32_t[]){1, 2, 0, 3});
+  y = eval1(G, qmm(CF("a2", TY(F32, 1, 2), 2.0f, 4.0f), w2, NULL, "none", NULL));
+  CHECK_F32(y, 3.0f, -12.0f);
+  free(y);
+  /* dynamic: max|a| = 127.0, q = [127, -127]; col 0: 127*2*0.5 + (-127)*1*0.25;
+   * col 1: 127*(-2)*1 + (-127)*(-1)*2 */
+  y = eval1(G, qmm(CF("a2d", TY(F32, 1, 2), 127.0f, -127.0f), w2, NULL, "dynamic", NULL));
+  CHECK_F32(y, 127.0f - 31.75f, 0.0f);
+  free(y);
+}
+
 static void test_frontend_only(void **s) {
   (void)s;
   struct lb_value *x = CF("x", TY(F32, 2), 1, 2);
@@ -1060,6 +1129,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_const, setup, teardown),
       cmocka_unit_test_setup_teardown(test_quant, setup, teardown),
       cmocka_unit_test_setup_teardown(test_qmatmul, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_qmatmul_lowbit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_frontend_only, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -565,6 +565,61 @@ static void test_qmatmul(void **s) {
   infer_fails(G, n, LB_ERR_INVALID, "act=\"swish\" is not one of");
 }
 
+/* Low-bit weights (docs/ir-ops.md "Low-bit weights"): bits, groups, zero
+ * points, code ranges and f16 scales. */
+static struct lb_qparams *lowbit_qp(int32_t bits, int32_t group, const float *scales, int64_t n,
+                                    const int32_t *zps) {
+  struct lb_qparams *q = lb_arena_alloc(&G->arena, sizeof *q);
+  *q = (struct lb_qparams){.bits = bits, .axis = 1, .group_size = group, .symmetric = !zps,
+                           .is_unsigned = zps != NULL, .n = n};
+  q->scales = lb_arena_alloc(&G->arena, sizeof *q->scales * (size_t)n);
+  memcpy(q->scales, scales, sizeof *q->scales * (size_t)n);
+  if (zps) {
+    q->zero_points = lb_arena_alloc(&G->arena, sizeof *q->zero_points * (size_t)n);
+    memcpy(q->zero_points, zps, sizeof *q->zero_points * (size_t)n);
+  }
+  return q;
+}
+
+static void test_qmatmul_lowbit_verify(void **s) {
+  (void)s;
+  /* K = 5, N = 2: group 2 gives 3 groups (the last of one row), 6 scales */
+  int8_t wd[5 * 2] = {7, -8, -3, 5, 2, -1, 0, 1, -2, 3};
+  float ws[6] = {0.5f, 0.25f, 2, 0.125f, 1, 0.75f};
+  struct lb_value *w = cst(G, "w", TY(I8, 5, 2), wd);
+  w->qparams = lowbit_qp(4, 2, ws, 6, NULL);
+  int8_t ud[5 * 2] = {15, 0, 3, 5, 2, 1, 0, 1, 9, 3};
+  struct lb_value *wu = cst(G, "wu", TY(I8, 5, 2), ud);
+  struct lb_node *n = MK(G, QMATMUL, 1, input(G, "a", TY(F32, 3, 5)), w);
+  lb_node_set_attr_string(G, n, "a_quant", "dynamic");
+  infer_ok(G, n);
+  lb_graph_add_output(G, n->outputs[0]);
+  verify_ok();
+  w->qparams = lowbit_qp(4, 2, ws, 4, NULL);
+  verify_fails("the weight's qparams must have axis=1 and 6 scales (group=2)");
+  w->qparams = lowbit_qp(5, 2, ws, 6, NULL);
+  verify_fails("bits=5; qmatmul takes 2, 3, 4 or 8");
+  /* 3-bit symmetric codes are in [-4, 3]: 7 is not */
+  w->qparams = lowbit_qp(3, 2, ws, 6, NULL);
+  verify_fails("the weight's code 7 at [0,0] is outside the 3-bit range [-4, 3]");
+  float bad[6] = {0.5f, 0.1f, 2, 0.125f, 1, 0.75f};
+  w->qparams = lowbit_qp(4, 2, bad, 6, NULL);
+  verify_fails("the weight's scale 0.100000001 (index 1) is not an f16 value");
+  /* asymmetric: unsigned codes and zero points in [0, 2^bits - 1] */
+  n->inputs[1] = wu;
+  wu->qparams = lowbit_qp(4, 2, ws, 6, (const int32_t[]){8, 0, 15, 3, 1, 2});
+  verify_ok();
+  wu->qparams = lowbit_qp(4, 2, ws, 6, (const int32_t[]){8, 0, 16, 3, 1, 2});
+  verify_fails("the weight's zero point 16 (index 2) is outside [0, 15]");
+  wu->qparams = lowbit_qp(2, 2, ws, 6, (const int32_t[]){1, 0, 3, 3, 1, 2});
+  verify_fails("the weight's code 15 at [0,0] is outside the 2-bit range [0, 3]");
+  wu->qparams = lowbit_qp(8, 2, ws, 6, (const int32_t[]){8, 0, 15, 3, 1, 2});
+  verify_fails("asymmetric unsigned with zero points (have bits=8 asym unsigned with zero points)");
+  wu->qparams = lowbit_qp(4, 2, ws, 6, NULL);
+  wu->qparams->symmetric = false;
+  verify_fails("(have bits=4 asym)");
+}
+
 /* The verifier's qmatmul checks, one broken graph at a time. */
 static void test_qmatmul_verify(void **s) {
   (void)s;
@@ -585,11 +640,11 @@ static void test_qmatmul_verify(void **s) {
   verify_ok();
   /* weight scales: axis 1 with N scales or axis -1 with one */
   w->qparams = qmm_qp(1, ws, 2, NULL, false);
-  verify_fails("the weight's qparams must be 8-bit symmetric with axis=1 and 3 scales");
+  verify_fails("the weight's qparams must have axis=1 and 3 scales (group=0)");
   w->qparams = qmm_qp(-1, ws, 1, NULL, false);
   verify_ok();
   w->qparams = qmm_qp(-1, ws, 1, (const int32_t[]){1}, false);
-  verify_fails("the weight's qparams must be 8-bit symmetric");
+  verify_fails("the weight's qparams must be symmetric and signed, or (below 8 bits) asymmetric unsigned");
   w->qparams = NULL;
   verify_fails("the weight (input 1) has no qparams");
   w->qparams = qmm_qp(1, ws, 3, NULL, false);
@@ -621,6 +676,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_quant, setup, teardown),
       cmocka_unit_test_setup_teardown(test_qmatmul, setup, teardown),
       cmocka_unit_test_setup_teardown(test_qmatmul_verify, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_qmatmul_lowbit_verify, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

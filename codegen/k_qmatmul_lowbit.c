@@ -1,0 +1,658 @@
+/* k_qmatmul_lowbit.c: qmatmul with 2/3/4-bit (or grouped 8-bit) weights and
+ * group-wise scales (docs/ir-ops.md "Low-bit weights"), called from
+ * k_qmatmul.c for every weight that is not 8-bit per column / per tensor.
+ *
+ * Codes are stored unsigned: u = code + 2^(bits-1) when symmetric (the zero
+ * point z' is then that constant), u = code with the zero point z' = zp when
+ * asymmetric; grouped 8-bit keeps the signed code (z' = 0). The weight is
+ * packed at compile time into one stream per panel of NR = NV * VL columns,
+ * group after group, which the kernel reads once from start to end:
+ *
+ *   panel[p] = block[g] for g in groups, block = codes | scales f16[NR] | zps u8[NR] (asym)
+ *   codes    = units of CPB code vectors of E = VL * KG codes each:
+ *              4 bits: E bytes, vector t of the unit in bits 4t..4t+3 of every byte;
+ *              2 bits: E bytes, vector t in bits 2t..2t+1 (CPB 4);
+ *              3 bits: 3E bytes for 8 vectors: the low two bits of vectors 0-3
+ *                      (as 2-bit), of vectors 4-7, then bit 2 of vector t in bit t;
+ *              8 bits: E bytes, one vector
+ *   vector v = step kk = v / NV, column vector j = v % NV: code l*KG + e of it is
+ *              column p*NR + j*VL + l, row g*G + kk*KG + e of the group
+ *
+ * so a 4-bit weight with groups of 32 takes 0.5 + 2/32 bytes per weight (3 bits:
+ * 0.375 + 2/32). Unpacking is a shift and a mask per vector (3 bits: two).
+ * Groups are zero-padded to GP rows (a multiple of KG * CPB); the activations'
+ * padding is 0 so padded codes never count.
+ *
+ * Integer modes (static/dynamic) quantize each row once per task into
+ * b = q - za (s8 when za = 0 and q is signed, else i16) per padded group,
+ * with each group's sum sb. Per group and column the exact i32
+ *   acc_g = sum b * (u - z') = dot(u, b) - z' * sb
+ * comes from vpdpbusd (u8 weights x s8 activations), vpmaddubsw + vpmaddwd
+ * (AVX2 / AVX-512 without VNNI), aarch64 sdot, or, for i16 activations (a
+ * zero point or u8 range) and grouped 8-bit codes, vpmaddwd or widening
+ * multiplies, and y += (float)acc_g * (sa * scale) in f32
+ * (a multiply, then an add: the evaluator's order and roundings). a_quant
+ * none dequantizes u - z' to f32 in registers, FMAs with the activations per
+ * group and adds the group sum times its scale. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/cg.h"
+
+/* LBQ_MADDUBS: x86 without VNNI, vpmaddubsw (u8 x s8 pairs to i16: no
+ * saturation, since 2 * 15 * 128 < 2^15) then vpmaddwd by ones to i32 */
+enum lbq_isa { LBQ_VNNI, LBQ_MADDUBS, LBQ_PMADDWD, LBQ_SDOT, LBQ_WIDEN, LBQ_FLOAT };
+
+struct lbq {
+  enum lbq_isa isa;
+  int vl, nv, kg, cpb, bits, mr; /* cpb: code vectors per packing unit (see the header) */
+  bool asym, wsigned;      /* asymmetric (zps in the stream); 8-bit signed codes */
+  int32_t zconst;          /* z' of symmetric codes */
+  int64_t R, K, N, G, GP, ng, Kp, np, block, cbytes;
+  int64_t MC, nmc;
+  enum lb_dtype adt, ydt, bdt;
+  bool none, dynamic, has_bias;
+  float sa, sy;
+  int32_t za, qlo, qhi, zy;
+  const char *act;
+  LLVMValueRef wp;
+};
+
+static LLVMTypeRef vty(LLVMTypeRef t, int n) { return LLVMVectorType(t, (unsigned)n); }
+
+static LLVMValueRef call1(struct lb_cg *cg, const char *name, LLVMValueRef x) {
+  return lb_cg_intrin(cg, name, LLVMTypeOf(x), &x, 1);
+}
+
+static LLVMValueRef call2(struct lb_cg *cg, const char *name, LLVMValueRef x, LLVMValueRef y) {
+  LLVMValueRef a[2] = {x, y};
+  return lb_cg_intrin(cg, name, LLVMTypeOf(x), a, 2);
+}
+
+static LLVMValueRef bytes_at(struct lb_cg *cg, LLVMValueRef base, LLVMValueRef off) {
+  return lb_cg_gep(cg, cg->t_i8, base, off);
+}
+
+static LLVMValueRef ld(struct lb_cg *cg, LLVMTypeRef t, LLVMValueRef p) { return lb_cg_load_ty(cg, t, p, NULL, 1); }
+
+static LLVMValueRef vmask(struct lb_cg *cg, int n, int64_t valid) {
+  LLVMValueRef e[64];
+  for (int i = 0; i < n; i++) e[i] = LLVMConstInt(cg->t_i1, i < valid, 0);
+  return LLVMConstVector(e, (unsigned)n);
+}
+
+/* f + zp, NaN -> zp, clamped to [lo, hi], as integer type it (f integral) */
+static LLVMValueRef sat_int(struct lb_cg *cg, LLVMValueRef f, int32_t zp, int32_t lo, int32_t hi, LLVMTypeRef it) {
+  LLVMTypeRef ft = LLVMTypeOf(f);
+  LLVMValueRef z = lb_cg_fconst(ft, zp);
+  LLVMValueRef v = LLVMBuildFAdd(cg->b, f, z, "");
+  v = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, ""), z, v, "");
+  v = call2(cg, "llvm.maxnum", v, lb_cg_fconst(ft, lo));
+  v = call2(cg, "llvm.minnum", v, lb_cg_fconst(ft, hi));
+  return LLVMBuildFPToSI(cg->b, v, it, "");
+}
+
+static LLVMBasicBlockRef fn_begin(struct lb_cg *cg, LLVMValueRef fn, LLVMValueRef *saved_fn) {
+  *saved_fn = cg->fn;
+  LLVMBasicBlockRef bb = LLVMGetInsertBlock(cg->b);
+  cg->fn = fn;
+  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+  return bb;
+}
+
+static void fn_end(struct lb_cg *cg, LLVMValueRef saved_fn, LLVMBasicBlockRef bb) {
+  LLVMBuildRetVoid(cg->b);
+  cg->fn = saved_fn;
+  LLVMPositionBuilderAtEnd(cg->b, bb);
+}
+
+/* IEEE half bits of f, round to nearest even (scales are f16 values already
+ * when the verifier passed; this only rounds foreign ones). */
+static uint16_t f16_bits(float f) {
+  uint16_t sign = signbit(f) ? 0x8000 : 0;
+  double a = fabs((double)f);
+  if (isnan(a)) return sign | 0x7e00;
+  if (a >= 65520) return sign | 0x7c00;
+  if (a < ldexp(1, -14)) return sign | (uint16_t)nearbyint(ldexp(a, 24));
+  int e;
+  frexp(a, &e);
+  double m = nearbyint(ldexp(a, 11 - e)); /* [1024, 2048] */
+  if (m >= 2048) m /= 2, e++;
+  return sign | (uint16_t)((e - 1 + 15) << 10) | ((uint16_t)m & 0x3ff);
+}
+
+/* ---- instruction choice and packing ------------------------------------------------ */
+
+static void lbq_choose_isa(struct lb_cg *cg, struct lbq *q) {
+  struct lb_cg_qmm_features f;
+  lb_cg_qmm_features(cg, &f);
+  /* s8 activation buffers need q - za in [-128, 127] */
+  bool s8 = !q->none && q->za == 0 && q->qlo < 0;
+  if (cg->is_x86) {
+    if (q->none) {
+      q->isa = LBQ_FLOAT, q->vl = cg->vbits >= 512 ? 16 : cg->vbits >= 256 ? 8 : 4;
+    } else if (s8 && !q->wsigned && f.z512 && f.vnni512) {
+      q->isa = LBQ_VNNI, q->vl = 16;
+    } else if (s8 && !q->wsigned && f.avx2 && f.vnni256) {
+      q->isa = LBQ_VNNI, q->vl = 8;
+    } else if (s8 && !q->wsigned && (f.z512 || f.avx2)) {
+      q->isa = LBQ_MADDUBS, q->vl = f.z512 ? 16 : 8;
+    } else {
+      q->isa = LBQ_PMADDWD, q->vl = f.z512 ? 16 : f.avx2 ? 8 : 4;
+    }
+    q->nv = q->vl == 16 ? 4 : 2;
+  } else {
+    q->vl = 4, q->nv = 4;
+    q->isa = q->none ? LBQ_FLOAT : s8 && !q->wsigned && f.dotprod ? LBQ_SDOT : LBQ_WIDEN;
+  }
+  q->kg = q->isa == LBQ_VNNI || q->isa == LBQ_MADDUBS || q->isa == LBQ_SDOT ? 4 : q->isa == LBQ_PMADDWD ? 2 : 1;
+  q->bdt = q->none ? LB_DTYPE_F32 : q->kg == 4 ? LB_DTYPE_I8 : LB_DTYPE_I16;
+  /* M > 1: narrower panels, more rows per unpacked code vector: 2 x mr group
+   * sums + 2 x mr outputs in registers (32 on AVX-512 and aarch64, 16 on AVX2) */
+  if (q->R > 1) q->nv = 2, q->mr = cg->is_x86 && q->vl < 16 ? 3 : 6;
+  else q->mr = 1;
+}
+
+/* code vector v of block (p, g), byte (l, e) -> the stored unsigned code */
+static int lbq_code(const struct lbq *q, const int8_t *w, int64_t p, int64_t g, int64_t v, int64_t byte) {
+  int64_t kk = v / q->nv, j = v % q->nv, l = byte / q->kg, e = byte % q->kg;
+  int64_t kl = kk * q->kg + e, k = g * q->G + kl, n = p * q->nv * q->vl + j * q->vl + l;
+  if (kl >= q->G || k >= q->K || n >= q->N) return 0;
+  int c = w[k * q->N + n];
+  return q->wsigned ? c : q->asym ? c : c + q->zconst;
+}
+
+static void lbq_pack(struct lb_cg *cg, struct lbq *q, const int8_t *w, const struct lb_qparams *qw) {
+  int NR = q->nv * q->vl, E = q->vl * q->kg, bw = 8 / q->cpb;
+  size_t total = (size_t)(q->np * q->ng * q->block);
+  uint8_t *pk = calloc(total ? total : 1, 1);
+  if (!pk) abort();
+  for (int64_t p = 0; p < q->np; p++)
+    for (int64_t g = 0; g < q->ng; g++) {
+      uint8_t *blk = pk + (p * q->ng + g) * q->block;
+      int64_t ub = (int64_t)E * q->cpb * (q->bits == 3 ? 3 : 8 / q->cpb) / 8; /* bytes per unit */
+      for (int64_t c = 0; c < q->cbytes / ub; c++)
+        for (int b = 0; b < E; b++) {
+          unsigned u[8] = {0};
+          for (int t = 0; t < q->cpb; t++) u[t] = (unsigned)lbq_code(q, w, p, g, c * q->cpb + t, b);
+          if (q->bits == 3) {
+            /* two 2-bit planes (vectors 0-3, 4-7), then the eight high bits */
+            unsigned lo0 = 0, lo1 = 0, hi = 0;
+            for (int t = 0; t < 4; t++) lo0 |= (u[t] & 3) << (2 * t), lo1 |= (u[t + 4] & 3) << (2 * t);
+            for (int t = 0; t < 8; t++) hi |= (u[t] >> 2 & 1) << t;
+            blk[c * ub + b] = (uint8_t)lo0, blk[c * ub + E + b] = (uint8_t)lo1, blk[c * ub + 2 * E + b] = (uint8_t)hi;
+          } else {
+            unsigned v = 0;
+            for (int t = 0; t < q->cpb; t++) v |= (u[t] & ((1u << bw) - 1)) << (t * bw);
+            blk[c * ub + b] = (uint8_t)v;
+          }
+        }
+      for (int j = 0; j < NR; j++) {
+        int64_t n = p * NR + j;
+        if (n >= q->N) continue;
+        int64_t si = qw->n == 1 ? 0 : qw->group_size > 0 ? g * q->N + n : n;
+        uint16_t h = f16_bits(qw->scales[si]);
+        memcpy(blk + q->cbytes + 2 * j, &h, 2);
+        if (q->asym) blk[q->cbytes + 2 * NR + j] = (uint8_t)qw->zero_points[si];
+      }
+    }
+  q->wp = lb_cg_global_data(cg, "qw4", pk, total ? total : 1);
+  free(pk);
+}
+
+/* ---- activation rows -> buffer --------------------------------------------------- */
+
+/* void qrows(a, buf, sums, rowscale, nrows): each row's K values into Kp
+ * (groups padded to GP with 0): b = q - za for the integer modes with each
+ * group's sum of b in sums (ng i32 per row), the f32 values for none. */
+static LLVMValueRef emit_lbq_rows(struct lb_cg *cg, const struct lbq *q) {
+  LLVMValueRef fn = lb_cg_new_fn(cg, "q4rows", 4, 1), saved;
+  LLVMBasicBlockRef bb = fn_begin(cg, fn, &saved);
+  LLVMBuilderRef B = cg->b;
+  LLVMValueRef a = LLVMGetParam(fn, 0), buf = LLVMGetParam(fn, 1), sums = LLVMGetParam(fn, 2);
+  LLVMValueRef rsc = LLVMGetParam(fn, 3);
+  LLVMTypeRef f32 = cg->t_f32, i32 = cg->t_i32, bt = lb_cg_type(cg, q->bdt);
+  struct lb_cg_loop rl, gl;
+  lb_cg_for(cg, &rl, lb_cg_i64(cg, 0), LLVMGetParam(fn, 4));
+  LLVMValueRef arow = LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->K), "");
+  LLVMValueRef brow = lb_cg_gep(cg, bt, buf, LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->Kp), ""));
+  LLVMValueRef srow = lb_cg_gep(cg, i32, sums, LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->ng), ""));
+  LLVMValueRef sa = LLVMConstReal(f32, q->sa);
+  if (q->dynamic) {
+    LLVMValueRef zero = LLVMConstReal(f32, 0);
+    struct lb_cg_rloop mx;
+    lb_cg_rfor(cg, &mx, lb_cg_i64(cg, 0), lb_cg_i64(cg, q->K), 1, &zero);
+    LLVMValueRef x = lb_cg_load(cg, LB_DTYPE_F32, a, LLVMBuildNSWAdd(B, arow, mx.l.i, ""));
+    LLVMValueRef nx = lb_cg_reassoc(call2(cg, "llvm.maxnum", mx.phi[0], call1(cg, "llvm.fabs", x)));
+    lb_cg_rfor_end(cg, &mx, &nx);
+    LLVMValueRef amax = mx.out[0];
+    sa = LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealOEQ, amax, zero, ""), LLVMConstReal(f32, 1),
+                         LLVMBuildFDiv(B, amax, LLVMConstReal(f32, 127), ""), "");
+    lb_cg_store(cg, LB_DTYPE_F32, rsc, rl.i, sa);
+  }
+  lb_cg_for_c(cg, &gl, 0, q->ng);
+  LLVMValueRef zero32 = lb_cg_i32(cg, 0);
+  struct lb_cg_rloop kl;
+  lb_cg_rfor(cg, &kl, lb_cg_i64(cg, 0), lb_cg_i64(cg, q->GP), 1, &zero32);
+  LLVMValueRef k = LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, gl.i, lb_cg_i64(cg, q->G), ""), kl.l.i, "");
+  LLVMValueRef valid = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSLT, kl.l.i, lb_cg_i64(cg, q->G), ""),
+                                    LLVMBuildICmp(B, LLVMIntSLT, k, lb_cg_i64(cg, q->K), ""), "");
+  LLVMValueRef ai = LLVMBuildNSWAdd(B, arow, LLVMBuildSelect(B, valid, k, lb_cg_i64(cg, 0), ""), "");
+  LLVMValueRef bi = LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, gl.i, lb_cg_i64(cg, q->GP), ""), kl.l.i, "");
+  LLVMValueRef nsum = kl.phi[0];
+  if (q->none) {
+    LLVMValueRef x = lb_cg_load(cg, LB_DTYPE_F32, a, ai);
+    lb_cg_store(cg, LB_DTYPE_F32, brow, bi, LLVMBuildSelect(B, valid, x, LLVMConstReal(f32, 0), ""));
+  } else {
+    LLVMValueRef qv;
+    if (q->adt == LB_DTYPE_F32) {
+      LLVMValueRef r = call1(cg, "llvm.rint", LLVMBuildFDiv(B, lb_cg_load(cg, LB_DTYPE_F32, a, ai), sa, ""));
+      qv = sat_int(cg, r, q->za, q->qlo, q->qhi, i32);
+    } else {
+      qv = lb_cg_convert(cg, lb_cg_load(cg, q->adt, a, ai), q->adt, LB_DTYPE_I32);
+    }
+    qv = LLVMBuildSelect(B, valid, LLVMBuildSub(B, qv, lb_cg_i32(cg, q->za), ""), zero32, "");
+    lb_cg_store_ty(cg, bt, brow, bi, LLVMBuildTrunc(B, qv, bt, ""), 1);
+    nsum = LLVMBuildAdd(B, nsum, qv, "");
+  }
+  lb_cg_rfor_end(cg, &kl, &nsum);
+  if (!q->none) lb_cg_store_ty(cg, i32, srow, gl.i, kl.out[0], 4);
+  lb_cg_for_end(cg, &gl);
+  lb_cg_for_end(cg, &rl);
+  fn_end(cg, saved, bb);
+  return fn;
+}
+
+/* ---- microkernel ------------------------------------------------------------------ */
+
+/* f16 bits (i16 vector) -> f32: the half's exponent and mantissa moved into
+ * place and scaled by 2^112, exact for normals and subnormals. */
+static LLVMValueRef half_to_f32(struct lb_cg *cg, LLVMValueRef h, int n) {
+  LLVMBuilderRef B = cg->b;
+  LLVMTypeRef i32v = vty(cg->t_i32, n), f32v = vty(cg->t_f32, n);
+  LLVMValueRef x = LLVMBuildZExt(B, h, i32v, "");
+  LLVMValueRef mag = LLVMBuildShl(B, LLVMBuildAnd(B, x, lb_cg_iconst(i32v, 0x7fff), ""), lb_cg_iconst(i32v, 13), "");
+  LLVMValueRef sign = LLVMBuildShl(B, LLVMBuildAnd(B, x, lb_cg_iconst(i32v, 0x8000), ""), lb_cg_iconst(i32v, 16), "");
+  LLVMValueRef f = LLVMBuildFMul(B, LLVMBuildBitCast(B, mag, f32v, ""), lb_cg_fconst(f32v, ldexp(1, 112)), "");
+  return LLVMBuildBitCast(B, LLVMBuildOr(B, LLVMBuildBitCast(B, f, i32v, ""), sign, ""), f32v, "");
+}
+
+/* One step of one group: S code steps (kk) of mr rows, S = sets * the
+ * steps of one packing unit. `blk` is the group's block, `kk0` the first
+ * step; the accumulators acc[(set * mr + i) * NV + j]: the kk of a unit go
+ * to set kk / unit steps, so that `sets` chains hide the dot-product latency. */
+static void lbq_step(struct lb_cg *cg, const struct lbq *q, LLVMValueRef blk, LLVMValueRef abuf, LLVMValueRef kk0,
+                     int mr, int sets, int64_t astride, LLVMValueRef const *zf, LLVMValueRef *acc) {
+  LLVMBuilderRef B = cg->b;
+  int VL = q->vl, NV = q->nv, kg = q->kg, E = VL * kg, bw = 8 / q->cpb;
+  int S1 = q->cpb > NV ? q->cpb / NV : 1, S = S1 * sets, nvec = S * NV;
+  LLVMTypeRef i8 = cg->t_i8, i16 = cg->t_i16, i32 = cg->t_i32, f32 = cg->t_f32;
+  LLVMValueRef v0 = LLVMBuildNSWMul(B, kk0, lb_cg_i64(cg, NV), "");
+  int64_t esz = lb_dtype_traits[q->bdt].size;
+  LLVMValueRef av[16][8];
+  LB_ASSERT(S <= 16 && mr <= 8);
+  for (int s = 0; s < S; s++)
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef off = LLVMBuildNSWMul(B, LLVMBuildNSWAdd(B, kk0, lb_cg_i64(cg, s), ""), lb_cg_i64(cg, kg * esz), "");
+      LLVMValueRef p = bytes_at(cg, abuf, LLVMBuildNSWAdd(B, off, lb_cg_i64(cg, i * astride), ""));
+      switch (q->isa) {
+      case LBQ_VNNI: case LBQ_MADDUBS: case LBQ_SDOT: case LBQ_PMADDWD:
+        av[s][i] = lb_cg_splat(cg, ld(cg, i32, p), VL);
+        break;
+      case LBQ_WIDEN: av[s][i] = lb_cg_splat(cg, LLVMBuildSExt(B, ld(cg, i16, p), i32, ""), VL); break;
+      case LBQ_FLOAT: av[s][i] = lb_cg_splat(cg, ld(cg, f32, p), VL); break;
+      }
+    }
+  int64_t ub = (int64_t)E * q->cpb * (q->bits == 3 ? 3 : bw) / 8; /* bytes per unit */
+  LLVMTypeRef CT = vty(i8, E);
+  for (int c = 0; c < nvec / q->cpb; c++) {
+    LLVMValueRef cbyte = LLVMBuildNSWMul(B, LLVMBuildNSWAdd(B, LLVMBuildSDiv(B, v0, lb_cg_i64(cg, q->cpb), ""),
+                                                            lb_cg_i64(cg, c), ""), lb_cg_i64(cg, ub), "");
+    LLVMValueRef chunk = ld(cg, CT, bytes_at(cg, blk, cbyte)), lo1 = NULL, hi = NULL;
+    if (q->bits == 3) {
+      lo1 = ld(cg, CT, bytes_at(cg, blk, LLVMBuildNSWAdd(B, cbyte, lb_cg_i64(cg, E), "")));
+      hi = ld(cg, CT, bytes_at(cg, blk, LLVMBuildNSWAdd(B, cbyte, lb_cg_i64(cg, 2 * E), "")));
+    }
+    for (int t = 0; t < q->cpb; t++) {
+      int v = c * q->cpb + t, s = v / NV, j = v % NV;
+      LLVMValueRef u = chunk; /* <E x i8>: unsigned code, or the signed 8-bit code */
+      if (q->bits == 3) {
+        /* low two bits from plane t / 4, bit 2 from the high plane */
+        u = t < 4 ? chunk : lo1;
+        if (t % 4) u = LLVMBuildLShr(B, u, lb_cg_iconst(CT, 2 * (t % 4)), "");
+        if (t % 4 != 3) u = LLVMBuildAnd(B, u, lb_cg_iconst(CT, 3), "");
+        LLVMValueRef h = t < 2 ? LLVMBuildShl(B, hi, lb_cg_iconst(CT, 2 - t), "")
+                       : t > 2 ? LLVMBuildLShr(B, hi, lb_cg_iconst(CT, t - 2), "") : hi;
+        u = LLVMBuildOr(B, u, LLVMBuildAnd(B, h, lb_cg_iconst(CT, 4), ""), "");
+      } else if (q->cpb > 1) {
+        if (t) u = LLVMBuildLShr(B, u, lb_cg_iconst(CT, t * bw), "");
+        if (t < q->cpb - 1) u = LLVMBuildAnd(B, u, lb_cg_iconst(CT, (1 << bw) - 1), "");
+      }
+      LLVMValueRef wv;
+      for (int i = 0; i < mr; i++) {
+        LLVMValueRef *a = &acc[((s / S1) * mr + i) * NV + j];
+        switch (q->isa) {
+        case LBQ_VNNI: {
+          wv = LLVMBuildBitCast(B, u, vty(i32, VL), "");
+          LLVMValueRef args[3] = {*a, wv, av[s][i]}; /* u8 codes . s8 activations */
+          *a = lb_cg_intrin(cg, VL == 16 ? "llvm.x86.avx512.vpdpbusd.512" : "llvm.x86.avx512.vpdpbusd.256", NULL,
+                            args, 3);
+          break;
+        }
+        case LBQ_MADDUBS: {
+          LLVMValueRef args[2] = {u, LLVMBuildBitCast(B, av[s][i], CT, "")};
+          LLVMValueRef p16 = lb_cg_intrin(cg, VL == 16 ? "llvm.x86.avx512.pmaddubs.w.512" : "llvm.x86.avx2.pmadd.ub.sw",
+                                          NULL, args, 2);
+          LLVMValueRef args2[2] = {p16, lb_cg_iconst(vty(i16, 2 * VL), 1)};
+          const char *wd = VL == 16 ? "llvm.x86.avx512.pmaddw.d.512" : "llvm.x86.avx2.pmadd.wd";
+          *a = LLVMBuildAdd(B, *a, lb_cg_intrin(cg, wd, NULL, args2, 2), "");
+          break;
+        }
+        case LBQ_SDOT: {
+          LLVMTypeRef over[2] = {vty(i32, 4), vty(i8, 16)};
+          LLVMValueRef args[3] = {*a, u, LLVMBuildBitCast(B, av[s][i], vty(i8, 16), "")};
+          *a = lb_cg_intrin2(cg, "llvm.aarch64.neon.sdot", over, 2, args, 3);
+          break;
+        }
+        case LBQ_PMADDWD: {
+          wv = q->wsigned ? LLVMBuildSExt(B, u, vty(i16, E), "") : LLVMBuildZExt(B, u, vty(i16, E), "");
+          const char *name = VL == 16 ? "llvm.x86.avx512.pmaddw.d.512" : VL == 8 ? "llvm.x86.avx2.pmadd.wd"
+                                                                                  : "llvm.x86.sse2.pmadd.wd";
+          LLVMValueRef args[2] = {LLVMBuildBitCast(B, av[s][i], vty(i16, E), ""), wv};
+          *a = LLVMBuildAdd(B, *a, lb_cg_intrin(cg, name, NULL, args, 2), "");
+          break;
+        }
+        case LBQ_WIDEN:
+          wv = q->wsigned ? LLVMBuildSExt(B, u, vty(i32, VL), "") : LLVMBuildZExt(B, u, vty(i32, VL), "");
+          *a = LLVMBuildAdd(B, *a, LLVMBuildNSWMul(B, av[s][i], wv, ""), "");
+          break;
+        case LBQ_FLOAT:
+          wv = q->wsigned ? LLVMBuildSIToFP(B, u, vty(f32, VL), "") : LLVMBuildUIToFP(B, u, vty(f32, VL), "");
+          if (zf[j]) wv = LLVMBuildFSub(B, wv, zf[j], "");
+          *a = lb_cg_fma(cg, av[s][i], wv, *a);
+          break;
+        }
+      }
+    }
+  }
+}
+
+/* void uk(abuf, sums, rowscale, w, y, bias): rows [0, mr) x columns
+ * [0, nvalid) of one panel, all groups, with the epilogue. */
+static LLVMValueRef emit_lbq_uk(struct lb_cg *cg, const struct lbq *q, int mr, int64_t nvalid) {
+  LLVMValueRef fn = lb_cg_new_fn(cg, "q4kernel", 6, 0), saved;
+  LLVMBasicBlockRef bb = fn_begin(cg, fn, &saved);
+  LLVMBuilderRef B = cg->b;
+  LLVMValueRef abuf = LLVMGetParam(fn, 0), sums = LLVMGetParam(fn, 1), rsc = LLVMGetParam(fn, 2);
+  LLVMValueRef w = LLVMGetParam(fn, 3), y = LLVMGetParam(fn, 4), bias = LLVMGetParam(fn, 5);
+  int VL = q->vl, NV = q->nv, NR = VL * NV, nacc = mr * NV;
+  bool fl = q->isa == LBQ_FLOAT;
+  LLVMTypeRef f32 = cg->t_f32, i32 = cg->t_i32, AT = vty(fl ? f32 : i32, VL), FT = vty(f32, VL);
+  LLVMTypeRef IT = vty(i32, VL);
+  int64_t esz = lb_dtype_traits[q->bdt].size, astride = q->Kp * esz;
+  /* batch 1: two accumulator sets when the group's steps split evenly */
+  int S1 = q->cpb > NV ? q->cpb / NV : 1, sets = mr == 1 && q->GP / q->kg / S1 % 2 == 0 ? 2 : 1;
+  int S = S1 * sets, nak = sets * nacc;
+  int64_t nsteps = q->GP / q->kg / S;
+  LLVMValueRef yinit[64], acc[64], ynext[64];
+  for (int i = 0; i < nacc; i++) yinit[i] = LLVMConstNull(FT);
+  LLVMValueRef rowsa[8];
+  for (int i = 0; i < mr; i++)
+    rowsa[i] = q->dynamic ? lb_cg_splat(cg, lb_cg_load(cg, LB_DTYPE_F32, rsc, lb_cg_i64(cg, i)), VL)
+                          : lb_cg_fconst(FT, q->sa);
+  struct lb_cg_rloop gr;
+  lb_cg_rfor(cg, &gr, lb_cg_i64(cg, 0), lb_cg_i64(cg, q->ng), nacc, yinit);
+  LLVMValueRef blk = bytes_at(cg, w, LLVMBuildNSWMul(B, gr.l.i, lb_cg_i64(cg, q->block), ""));
+  LLVMValueRef ag = bytes_at(cg, abuf, LLVMBuildNSWMul(B, gr.l.i, lb_cg_i64(cg, q->GP * esz), ""));
+  /* z' per column vector: f32 for none, i32 for the integer modes */
+  LLVMValueRef zv[4];
+  for (int j = 0; j < NV; j++) {
+    if (q->asym) {
+      LLVMValueRef p = bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * NR + (int64_t)j * VL));
+      LLVMValueRef z = LLVMBuildZExt(B, ld(cg, vty(cg->t_i8, VL), p), IT, "");
+      zv[j] = fl ? LLVMBuildSIToFP(B, z, FT, "") : z;
+    } else {
+      zv[j] = q->zconst ? (fl ? lb_cg_fconst(FT, q->zconst) : lb_cg_iconst(IT, q->zconst)) : NULL;
+    }
+  }
+  struct lb_cg_rloop kr;
+  LLVMValueRef ainit[64];
+  LB_ASSERT(nak <= 64);
+  for (int i = 0; i < nak; i++) ainit[i] = LLVMConstNull(AT);
+  lb_cg_rfor(cg, &kr, lb_cg_i64(cg, 0), lb_cg_i64(cg, nsteps), nak, ainit);
+  for (int i = 0; i < nak; i++) acc[i] = kr.phi[i];
+  LLVMValueRef kk0 = LLVMBuildNSWMul(B, kr.l.i, lb_cg_i64(cg, S), "");
+  /* none dequantizes u - z' per element; the integer modes subtract z' * sb per group */
+  lbq_step(cg, q, blk, ag, kk0, mr, sets, astride, zv, acc);
+  lb_cg_rfor_end(cg, &kr, acc);
+  for (int i = 0; i < nak; i++) acc[i] = kr.out[i];
+  for (int i = 0; i < nacc && sets == 2; i++) /* exact in i32; f32 (none) in another order */
+    acc[i] = fl ? LLVMBuildFAdd(B, acc[i], acc[nacc + i], "") : LLVMBuildAdd(B, acc[i], acc[nacc + i], "");
+  for (int j = 0; j < NV; j++) {
+    if ((int64_t)j * VL >= nvalid) {
+      for (int i = 0; i < mr; i++) ynext[i * NV + j] = gr.phi[i * NV + j];
+      continue;
+    }
+    LLVMValueRef h = ld(cg, vty(cg->t_i16, VL), bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * (int64_t)j * VL)));
+    LLVMValueRef sc = half_to_f32(cg, h, VL);
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef a = acc[i * NV + j], t;
+      if (fl) {
+        t = LLVMBuildFMul(B, a, sc, "");
+      } else {
+        if (zv[j]) {
+          LLVMValueRef si = LLVMBuildNSWAdd(B, gr.l.i, lb_cg_i64(cg, i * q->ng), "");
+          LLVMValueRef sb = lb_cg_load_ty(cg, i32, lb_cg_gep(cg, i32, sums, si), NULL, 4);
+          a = LLVMBuildSub(B, a, LLVMBuildMul(B, zv[j], lb_cg_splat(cg, sb, VL), ""), "");
+        }
+        t = LLVMBuildFMul(B, LLVMBuildSIToFP(B, a, FT, ""), LLVMBuildFMul(B, rowsa[i], sc, ""), "");
+      }
+      ynext[i * NV + j] = LLVMBuildFAdd(B, gr.phi[i * NV + j], t, "");
+    }
+  }
+  lb_cg_rfor_end(cg, &gr, ynext);
+
+  /* epilogue */
+  bool yint = q->ydt != LB_DTYPE_F32;
+  for (int j = 0; j < NV; j++) {
+    int64_t valid = nvalid - (int64_t)j * VL;
+    if (valid <= 0) break;
+    LLVMValueRef mask = valid < VL ? vmask(cg, VL, valid) : NULL;
+    LLVMValueRef col = lb_cg_i64(cg, (int64_t)j * VL);
+    LLVMValueRef bv = NULL;
+    if (q->has_bias) {
+      LLVMValueRef p = lb_cg_gep(cg, f32, bias, col);
+      if (mask) {
+        LLVMTypeRef over[2] = {FT, cg->t_ptr};
+        LLVMValueRef args[4] = {p, lb_cg_i32(cg, 1), mask, LLVMConstNull(FT)};
+        bv = lb_cg_intrin2(cg, "llvm.masked.load", over, 2, args, 4);
+      } else {
+        bv = ld(cg, FT, p);
+      }
+    }
+    for (int i = 0; i < mr; i++) {
+      LLVMValueRef v = gr.out[i * NV + j];
+      if (bv) v = LLVMBuildFAdd(B, v, bv, "");
+      v = lb_cg_act(cg, q->act, v);
+      LLVMValueRef yi = lb_cg_i64(cg, i * q->N + (int64_t)j * VL);
+      if (yint) {
+        bool u = q->ydt == LB_DTYPE_U8;
+        LLVMValueRef r8 = call1(cg, "llvm.rint", LLVMBuildFDiv(B, v, lb_cg_fconst(FT, q->sy), ""));
+        v = LLVMBuildTrunc(B, sat_int(cg, r8, q->zy, u ? 0 : -128, u ? 255 : 127, IT), vty(cg->t_i8, VL), "");
+      }
+      LLVMValueRef p = lb_cg_gep(cg, yint ? cg->t_i8 : f32, y, yi);
+      if (mask) {
+        LLVMTypeRef over[2] = {LLVMTypeOf(v), cg->t_ptr};
+        LLVMValueRef args[4] = {v, p, lb_cg_i32(cg, 1), mask};
+        lb_cg_intrin2(cg, "llvm.masked.store", over, 2, args, 4);
+      } else {
+        lb_cg_store_ty(cg, LLVMTypeOf(v), p, NULL, v, 1);
+      }
+    }
+  }
+  fn_end(cg, saved, bb);
+  return fn;
+}
+
+/* ---- the node -------------------------------------------------------------------- */
+
+static void lbq_body(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValueRef *out) {
+  LLVMBuilderRef B = cg->b;
+  int NR = q->nv * q->vl, MR = q->mr;
+  int64_t units = q->nmc * q->np;
+  int64_t lastcols = q->N - (q->np - 1) * NR, lastrows = q->R - (q->nmc - 1) * q->MC;
+  /* memory-bound at batch 1: split the weight stream across threads */
+  bool par = lb_cg_want_parallel(cg, 2 * q->R * q->N * q->K) || lb_cg_want_parallel(cg, q->np * q->ng * q->block);
+  LLVMValueRef ptrs[3] = {in[0], out[0], q->has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
+  struct lb_cg_par p;
+  lb_cg_par_begin(cg, &p, units, 1, par, ptrs, 3, inr, &begin, &end);
+  LLVMTypeRef bt = lb_cg_type(cg, q->bdt);
+  LLVMValueRef buf = LLVMBuildAlloca(B, LLVMArrayType2(bt, (uint64_t)(q->MC * q->Kp + 16)), "qa");
+  LLVMSetAlignment(buf, 64);
+  LLVMValueRef sums = LLVMBuildAlloca(B, LLVMArrayType2(cg->t_i32, (uint64_t)(q->MC * q->ng)), "qsum");
+  LLVMValueRef rsc = LLVMBuildAlloca(B, LLVMArrayType2(cg->t_f32, (uint64_t)q->MC), "qscale");
+  LLVMValueRef rows = emit_lbq_rows(cg, q);
+  struct lb_cg_loop ul;
+  lb_cg_for(cg, &ul, begin, end);
+  LLVMValueRef u = ul.i;
+  LLVMValueRef pidx = LLVMBuildSRem(B, u, lb_cg_i64(cg, q->np), "");
+  LLVMValueRef mc = LLVMBuildSDiv(B, u, lb_cg_i64(cg, q->np), "");
+  LLVMValueRef r0 = LLVMBuildNSWMul(B, mc, lb_cg_i64(cg, q->MC), "");
+  LLVMValueRef is_lastm = LLVMBuildICmp(B, LLVMIntEQ, mc, lb_cg_i64(cg, q->nmc - 1), "");
+  LLVMValueRef is_lastp = LLVMBuildICmp(B, LLVMIntEQ, pidx, lb_cg_i64(cg, q->np - 1), "");
+  LLVMValueRef a_row0 = lb_cg_gep(cg, lb_cg_type(cg, q->adt), inr[0], LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->K), ""));
+  {
+    /* a task prepares a chunk's rows when it enters the chunk */
+    struct lb_cg_if fq;
+    LLVMValueRef enter = LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntEQ, u, begin, ""),
+                                     LLVMBuildICmp(B, LLVMIntEQ, pidx, lb_cg_i64(cg, 0), ""), "");
+    lb_cg_if_begin(cg, &fq, enter);
+    LLVMValueRef nrows = LLVMBuildSelect(B, is_lastm, lb_cg_i64(cg, lastrows), lb_cg_i64(cg, q->MC), "");
+    LLVMValueRef args[5] = {a_row0, buf, sums, rsc, nrows};
+    LLVMBuildCall2(B, LLVMGlobalGetValueType(rows), rows, args, 5, "");
+    lb_cg_if_end(cg, &fq);
+  }
+  LLVMValueRef n0 = LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, NR), "");
+  LLVMValueRef wpan = bytes_at(cg, q->wp, LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, q->ng * q->block), ""));
+  LLVMValueRef bias = q->has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
+  LLVMTypeRef yt = lb_cg_type(cg, q->ydt);
+  LLVMValueRef y0 =
+      lb_cg_gep(cg, yt, inr[1], LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->N), ""), n0, ""));
+  int64_t astride = q->Kp * lb_dtype_traits[q->bdt].size;
+  LLVMValueRef ukc[2][2] = {{NULL, NULL}, {NULL, NULL}};
+  for (int pv = 0; pv < 2; pv++) {
+    int64_t nvalid = pv ? lastcols : NR;
+    struct lb_cg_if fp;
+    if (lastcols != NR) lb_cg_if_begin(cg, &fp, pv ? is_lastp : LLVMBuildNot(B, is_lastp, ""));
+    else if (pv) break;
+    for (int mv = 0; mv < 2; mv++) {
+      int64_t nr = mv ? lastrows : q->MC;
+      struct lb_cg_if fm;
+      if (lastrows != q->MC) lb_cg_if_begin(cg, &fm, mv ? is_lastm : LLVMBuildNot(B, is_lastm, ""));
+      else if (mv) break;
+      int64_t nfull = nr / MR, rem = nr % MR;
+      for (int part = 0; part < 2; part++) {
+        int mr = part ? (int)rem : MR;
+        if (mr == 0 || (!part && nfull == 0)) continue;
+        LLVMValueRef *ukp = &ukc[pv][part];
+        LLVMValueRef uk = *ukp ? *ukp : emit_lbq_uk(cg, q, mr, nvalid);
+        *ukp = uk;
+        struct lb_cg_loop ml;
+        LLVMValueRef i0;
+        if (!part) {
+          lb_cg_for_c(cg, &ml, 0, nfull);
+          i0 = LLVMBuildNSWMul(B, ml.i, lb_cg_i64(cg, MR), "");
+        } else {
+          i0 = lb_cg_i64(cg, nfull * MR);
+        }
+        LLVMValueRef args[6] = {bytes_at(cg, buf, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, astride), "")),
+                                lb_cg_gep(cg, cg->t_i32, sums, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, q->ng), "")),
+                                lb_cg_gep(cg, cg->t_f32, rsc, i0), wpan,
+                                lb_cg_gep(cg, yt, y0, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, q->N), "")), bias};
+        LLVMBuildCall2(B, LLVMGlobalGetValueType(uk), uk, args, 6, "");
+        if (!part) lb_cg_for_end(cg, &ml);
+      }
+      if (lastrows != q->MC) lb_cg_if_end(cg, &fm);
+    }
+    if (lastcols != NR) lb_cg_if_end(cg, &fp);
+  }
+  lb_cg_for_end(cg, &ul);
+  lb_cg_par_end(cg, &p);
+}
+
+enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
+  struct lb_value *av = n->inputs[0], *wv = n->inputs[1], *yv = n->outputs[0];
+  const int8_t *w = lb_value_const_data(cg->g, wv);
+  const struct lb_qparams *qw = wv->qparams, *qa = av->qparams, *qy = yv->qparams;
+  struct lbq q;
+  memset(&q, 0, sizeof q);
+  q.K = wv->type.shape.dims[0];
+  q.N = wv->type.shape.dims[1];
+  q.bits = qw->bits;
+  q.asym = qw->zero_points != NULL;
+  q.wsigned = qw->bits == 8 && !q.asym;
+  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
+    return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "qmatmul weights of %d bits (2, 3, 4 or 8 are supported)",
+                         q.bits);
+  if (q.asym && q.bits == 8)
+    return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "asymmetric 8-bit qmatmul weights");
+  int64_t need = qw->group_size > 0 ? (q.K + qw->group_size - 1) / qw->group_size * q.N : qw->axis == -1 ? 1 : q.N;
+  if (qw->n != need)
+    return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul weight has %lld scales, needs %lld", (long long)qw->n,
+                         (long long)need);
+  q.zconst = q.bits < 8 && !q.asym ? 1 << (q.bits - 1) : 0;
+  q.cpb = q.bits == 2 ? 4 : q.bits == 3 ? 8 : q.bits == 8 ? 1 : 2;
+  q.adt = av->type.dtype;
+  q.ydt = yv->type.dtype;
+  q.R = q.N ? lb_shape_numel(&yv->type.shape) / q.N : 0;
+  q.has_bias = n->n_inputs > 2 && n->inputs[2];
+  q.act = lb_node_attr_string(n, "act", "none");
+  const char *aq = lb_node_attr_string(n, "a_quant", "none");
+  q.none = !strcmp(aq, "none");
+  q.dynamic = !strcmp(aq, "dynamic");
+  if (q.R == 0 || q.N == 0) return LB_OK;
+  if (q.dynamic) {
+    q.qlo = -127, q.qhi = 127;
+  } else if (!q.none) {
+    if (!qa || qa->n != 1)
+      return lb_diag_error(cg->d, LB_ERR_INVALID, n, "a_quant=\"static\" needs per-tensor qparams on input 0");
+    q.sa = qa->scales[0];
+    q.za = qa->zero_points ? qa->zero_points[0] : 0;
+    q.qlo = qa->is_unsigned ? 0 : -128;
+    q.qhi = qa->is_unsigned ? 255 : 127;
+  }
+  if (q.ydt != LB_DTYPE_F32) {
+    if (!qy || qy->n != 1)
+      return lb_diag_error(cg->d, LB_ERR_INVALID, n, "an %s qmatmul output needs per-tensor qparams",
+                           lb_dtype_traits[q.ydt].name);
+    q.sy = qy->scales[0];
+    q.zy = qy->zero_points ? qy->zero_points[0] : 0;
+  }
+  lbq_choose_isa(cg, &q);
+  int NR = q.nv * q.vl;
+  q.G = qw->group_size > 0 ? qw->group_size : q.K > 0 ? q.K : 1; /* K = 0: no groups, y = bias */
+  q.ng = (q.K + q.G - 1) / q.G;
+  int64_t unit = (int64_t)q.kg * q.cpb;
+  q.GP = (q.G + unit - 1) / unit * unit;
+  q.Kp = q.ng * q.GP;
+  q.np = (q.N + NR - 1) / NR;
+  q.cbytes = NR * q.GP * (q.bits == 3 ? 3 : 8 / q.cpb) / 8;
+  q.block = q.cbytes + 2 * NR + (q.asym ? NR : 0);
+  /* M-chunk: its rows stay in L1 next to the panel's blocks */
+  int64_t rowbytes = q.Kp * lb_dtype_traits[q.bdt].size;
+  int64_t MC = 32 * 1024 / (rowbytes + 1) / q.mr * q.mr;
+  if (MC < q.mr) MC = q.mr;
+  if (MC > 240) MC = 240;
+  if (MC >= q.R) MC = q.R;
+  q.nmc = (q.R + MC - 1) / MC;
+  if (q.nmc > 1) {
+    MC = (q.R + q.nmc - 1) / q.nmc;
+    MC = (MC + q.mr - 1) / q.mr * q.mr;
+    q.nmc = (q.R + MC - 1) / MC;
+  }
+  q.MC = MC;
+  lbq_pack(cg, &q, w, qw);
+  lbq_body(cg, &q, in, out);
+  return LB_OK;
+}
