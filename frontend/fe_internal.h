@@ -38,6 +38,20 @@ struct fe_ctx {
   struct fe_map values;   /* ONNX value name -> struct lb_value * */
   struct fe_map names;    /* every name the ONNX graph defines (fresh names avoid them) */
   struct fe_map used;     /* names read by some node or graph output */
+  /* int4/uint4 tensors (loaded unpacked as i8/u8): name -> (void *)(intptr_t)4 */
+  struct fe_map narrow_bits;
+  /* blocked DequantizeLinear results usable as a qmatmul weight: value name ->
+   * struct fe_lowbit_weight * (arena) */
+  struct fe_map lowbit_weights;
+};
+
+/* A [K,N] weight dequantized group-wise along K (DequantizeLinear axis=0,
+ * block_size): its codes and qparams in the qmatmul contract (docs/ir-ops.md
+ * "Low-bit weights"), for MatMul to read instead of the f32 constant. */
+struct fe_lowbit_weight {
+  int64_t k, n;
+  int8_t *codes;           /* arena, [K,N] */
+  struct lb_qparams *qp;   /* arena */
 };
 
 /* One ONNX node being imported. */

@@ -871,6 +871,8 @@ enum lb_status lb_onnx_load_buffer(const void *data, size_t len, const char *bas
   fe_map_free(&c.values);
   fe_map_free(&c.names);
   fe_map_free(&c.used);
+  fe_map_free(&c.narrow_bits);
+  fe_map_free(&c.lowbit_weights);
   onnx__model_proto__free_unpacked(mp, NULL);
   if (st != LB_OK) {
     lb_graph_free(c.g);

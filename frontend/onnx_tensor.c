@@ -210,12 +210,71 @@ static enum lb_status count_mismatch(struct lb_diag *d, const char *what, const 
                        what, field, have, (long long)want);
 }
 
+enum { ONNX_UINT4 = 21, ONNX_INT4 = 22 };
+
+/* An int4/uint4 tensor (two elements per byte, low nibble first, in raw_data,
+ * external data or int32_data) loaded unpacked as i8/u8; its name is recorded
+ * in c->narrow_bits so that DequantizeLinear knows the codes have 4 bits. */
+static enum lb_status load_4bit(struct fe_ctx *c, const Onnx__TensorProto *t, const char *what,
+                                struct lb_type *type, void **data) {
+  struct lb_diag *d = c->d;
+  bool is_signed = t->data_type == ONNX_INT4;
+  if (t->n_dims > LB_MAX_RANK)
+    return lb_diag_error(d, LB_ERR_UNSUPPORTED, NULL, "%s: rank %zu is over the maximum of %d", what,
+                         t->n_dims, LB_MAX_RANK);
+  type->dtype = is_signed ? LB_DTYPE_I8 : LB_DTYPE_U8;
+  type->shape.rank = (int32_t)t->n_dims;
+  for (size_t i = 0; i < t->n_dims; i++) {
+    if (t->dims[i] < 0)
+      return lb_diag_error(d, LB_ERR_INVALID, NULL, "%s: negative dim %lld", what, (long long)t->dims[i]);
+    type->shape.dims[i] = t->dims[i];
+  }
+  int64_t numel;
+  if (!lb_shape_numel_checked(&type->shape, c->max_bytes, &numel))
+    return lb_diag_error(d, LB_ERR_LIMIT, NULL, "%s: tensor is larger than the limit of %lld bytes", what,
+                         (long long)c->max_bytes);
+  size_t packed = (size_t)(numel + 1) / 2;
+  unsigned char *buf = fe_alloc((size_t)numel), *src = fe_alloc(packed);
+  if (!buf || !src) {
+    free(buf);
+    free(src);
+    return lb_diag_error(d, LB_ERR_LIMIT, NULL, "%s: out of memory for %lld elements", what, (long long)numel);
+  }
+  enum lb_status st = LB_OK;
+  if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    st = read_external(c, t, what, packed, src);
+  } else if (t->has_raw_data) {
+    if (t->raw_data.len != packed)
+      st = lb_diag_error(d, LB_ERR_INVALID, NULL, "%s: raw_data has %zu bytes, %lld 4-bit elements need %zu", what,
+                         t->raw_data.len, (long long)numel, packed);
+    else if (packed)
+      memcpy(src, t->raw_data.data, packed);
+  } else if (t->n_int32_data != packed) {
+    st = count_mismatch(d, what, "int32_data (two 4-bit elements each)", t->n_int32_data, (int64_t)packed);
+  } else {
+    for (size_t i = 0; i < packed; i++) src[i] = (unsigned char)t->int32_data[i];
+  }
+  for (int64_t i = 0; st == LB_OK && i < numel; i++) {
+    int v = (src[i / 2] >> (4 * (i % 2))) & 0xf;
+    buf[i] = (unsigned char)(is_signed && v >= 8 ? v - 16 : v);
+  }
+  free(src);
+  if (st != LB_OK) {
+    free(buf);
+    return st;
+  }
+  if (t->name && t->name[0]) fe_map_put(&c->narrow_bits, t->name, (void *)(intptr_t)4);
+  *data = buf;
+  return LB_OK;
+}
+
 enum lb_status fe_tensor_load(struct fe_ctx *c, const Onnx__TensorProto *t, const char *what,
                               struct lb_type *type, void **data) {
   struct lb_diag *d = c->d;
   *data = NULL;
   memset(type, 0, sizeof *type);
   int code = t->has_data_type ? t->data_type : 0;
+  if (code == ONNX_UINT4 || code == ONNX_INT4) return load_4bit(c, t, what, type, data);
   enum lb_dtype dt = lb_dtype_from_onnx(code);
   if (dt == LB_DTYPE_UNDEF)
     return lb_diag_error(d, code == 0 ? LB_ERR_INVALID : LB_ERR_UNSUPPORTED, NULL,

@@ -728,6 +728,105 @@ static void test_all_const_folds(void **state) {
   lb_graph_free(g);
 }
 
+/* MatMulNBits (com.microsoft) -> qmatmul with the codes unpacked to i8[K,N]
+ * (transposed: B is [N, n_blocks, blob]), asym unsigned qparams with group =
+ * block_size, scales [g * N + n] rounded to f16, packed zero points; and a
+ * blocked int4 DequantizeLinear read by MatMul -> the same qmatmul form. */
+static void test_lowbit_weight_forms(void **state) {
+  (void)state;
+  /* K = 20 (a padded second block of 16), N = 2, 4 bits, block 16 */
+  struct mb *m = mb_new(17);
+  mb_opset(m, "com.microsoft", 1);
+  mb_input(m, "x", T_F32, "3,20");
+  Onnx__NodeProto *n = mb_node(m, "MatMulNBits", "nb", "x,B,s,zp,,bias", "y");
+  mb_node_domain(m, n, "com.microsoft");
+  mb_attr_i(m, n, "K", 20);
+  mb_attr_i(m, n, "N", 2);
+  mb_attr_i(m, n, "bits", 4);
+  mb_attr_i(m, n, "block_size", 16);
+  mb_attr_i(m, n, "accuracy_level", 4);
+  uint8_t b[2 * 2 * 8];
+  for (int i = 0; i < 32; i++) b[i] = (uint8_t)(i * 37 + 11); /* two codes per byte, low first */
+  mb_add_init(m, mb_raw(m, "B", T_U8, "2,2,8", b, sizeof b));
+  /* scales [n * 2 + g]; 0.1 is not an f16 value */
+  mb_init_f32(m, "s", "4", (const float[]){0.5f, 0.1f, -0.25f, 2.0f});
+  uint8_t zp[2] = {0x93, 0x5a}; /* column 0: blocks 3, 9; column 1: 10, 5 */
+  mb_add_init(m, mb_raw(m, "zp", T_U8, "2", zp, sizeof zp));
+  mb_init_f32(m, "bias", "2", (const float[]){1, 2});
+  mb_output(m, "y");
+  struct lb_graph *g = load_ok(m, NULL);
+  struct lb_node *q = producer_of(g, "y");
+  assert_int_equal(q->op, LB_OP_QMATMUL);
+  assert_string_equal(lb_node_attr_string(q, "a_quant", ""), "none");
+  assert_int_equal(q->n_inputs, 3);
+  struct lb_value *w = q->inputs[1];
+  assert_int_equal(w->type.dtype, LB_DTYPE_I8);
+  assert_shape(w, 2, INTS(20, 2));
+  const struct lb_qparams *qp = w->qparams;
+  assert_non_null(qp);
+  assert_int_equal(qp->bits, 4);
+  assert_int_equal(qp->axis, 1);
+  assert_int_equal(qp->group_size, 16);
+  assert_false(qp->symmetric);
+  assert_true(qp->is_unsigned);
+  assert_int_equal(qp->n, 4);
+  const float want_s[4] = {0.5f, -0.25f, 0.0999755859375f, 2.0f}; /* [g * N + n] */
+  const int32_t want_z[4] = {3, 10, 9, 5};
+  for (int i = 0; i < 4; i++) {
+    assert_true(qp->scales[i] == want_s[i]);
+    assert_int_equal(qp->zero_points[i], want_z[i]);
+  }
+  const int8_t *codes = lb_value_const_data(g, w);
+  for (int k = 0; k < 20; k++)
+    for (int c = 0; c < 2; c++) {
+      int byte = b[c * 16 + (k / 16) * 8 + (k % 16) / 2];
+      assert_int_equal(codes[k * 2 + c], (byte >> (4 * (k % 2))) & 15);
+    }
+  lb_graph_free(g);
+
+  /* DequantizeLinear-21, int4 [K=4, N=2] with block 2 along K, read by MatMul */
+  m = mb_new(21);
+  mb_input(m, "x", T_F32, "1,4");
+  n = mb_node(m, "DequantizeLinear", "dq", "W,ws", "w");
+  mb_attr_i(m, n, "axis", 0);
+  mb_attr_i(m, n, "block_size", 2);
+  mb_node(m, "MatMul", "mm", "x,w", "y");
+  /* codes row-major [[1, -2], [7, -8], [0, 3], [-1, 5]], two per byte, low nibble first */
+  uint8_t w4[4] = {0xe1, 0x87, 0x30, 0x5f};
+  mb_add_init(m, mb_raw(m, "W", 22, "4,2", w4, sizeof w4));
+  mb_init_f32(m, "ws", "2,2", (const float[]){0.5f, 1, 0.25f, 2});
+  mb_output(m, "y");
+  g = load_ok(m, NULL);
+  q = producer_of(g, "y");
+  assert_int_equal(q->op, LB_OP_QMATMUL);
+  w = q->inputs[1];
+  qp = w->qparams;
+  assert_non_null(qp);
+  assert_true(qp->symmetric);
+  assert_int_equal(qp->bits, 4);
+  assert_int_equal(qp->group_size, 2);
+  codes = lb_value_const_data(g, w);
+  const int8_t want_c[8] = {1, -2, 7, -8, 0, 3, -1, 5};
+  for (int i = 0; i < 8; i++) assert_int_equal(codes[i], want_c[i]);
+  lb_graph_free(g);
+  /* a non-trivial g_idx is refused */
+  m = mb_new(17);
+  mb_opset(m, "com.microsoft", 1);
+  mb_input(m, "x", T_F32, "1,16");
+  n = mb_node(m, "MatMulNBits", "nb", "x,B,s,,gi", "y");
+  mb_node_domain(m, n, "com.microsoft");
+  mb_attr_i(m, n, "K", 16);
+  mb_attr_i(m, n, "N", 1);
+  mb_attr_i(m, n, "block_size", 16);
+  mb_add_init(m, mb_raw(m, "B", T_U8, "1,1,8", b, 8));
+  mb_init_f32(m, "s", "1", (const float[]){1});
+  int32_t gi[16] = {0};
+  gi[3] = 1;
+  mb_add_init(m, mb_raw(m, "gi", T_I32, "16", gi, sizeof gi));
+  mb_output(m, "y");
+  load_fails(m, NULL, LB_ERR_UNSUPPORTED, "g_idx[3] = 1: only the trivial g_idx");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reduce_forms),  cmocka_unit_test(test_split_forms),
@@ -736,6 +835,7 @@ int main(void) {
       cmocka_unit_test(test_reshape_forms), cmocka_unit_test(test_misc_forms),
       cmocka_unit_test(test_shape_folding), cmocka_unit_test(test_all_const_folds),
       cmocka_unit_test(test_pad_forms),     cmocka_unit_test(test_old_opsets),
+      cmocka_unit_test(test_lowbit_weight_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
