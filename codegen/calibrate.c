@@ -164,7 +164,9 @@ enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb
     if (n->op != LB_OP_OBSERVE) continue;
     struct lb_value *v = n->inputs[0];
     LB_ASSERT(v->type.dtype == LB_DTYPE_F32);
-    lb_calib_stat_init(&out->stats[out->n_stats], v->name, lb_calib_kinds_from_node(n), &v->type);
+    int32_t kinds = lb_calib_kinds_from_node(n);
+    if (kinds & LB_CALIB_ABSMAX_CHANNEL) kinds |= o->operand_kinds;
+    lb_calib_stat_init(&out->stats[out->n_stats], v->name, kinds, &v->type);
     src[out->n_stats++] = v;
     lb_graph_replace_uses(g, n->outputs[0], v);
     n->dead = true;

@@ -24,6 +24,10 @@ struct lb_calib_run_options {
    * done = 0; may be NULL */
   void (*progress)(void *ctx, int64_t done, int64_t total);
   void *progress_ctx;
+  /* LB_CALIB_* kinds recorded in addition on every observer that asks for
+   * per-channel absmax (the activation operands of the linear layers): e.g.
+   * LB_CALIB_ABSMEAN_CHANNEL | LB_CALIB_ROWS for awq. 0 = none. */
+  int32_t operand_kinds;
 };
 
 /* Runs g (which holds observe nodes, from the insert-observers pass; not yet

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 static void *xcalloc(size_t n, size_t size) {
   void *p = calloc(n ? n : 1, size);
   if (!p) abort();
@@ -23,6 +25,9 @@ int32_t lb_calib_kinds_from_node(const struct lb_node *n) {
     if (strcmp(a->strings[i], "minmax") == 0) k |= LB_CALIB_MINMAX;
     else if (strcmp(a->strings[i], "absmax_channel") == 0) k |= LB_CALIB_ABSMAX_CHANNEL;
     else if (strcmp(a->strings[i], "hist") == 0) k |= LB_CALIB_HIST;
+    else if (strcmp(a->strings[i], "absmean_channel") == 0) k |= LB_CALIB_ABSMEAN_CHANNEL;
+    else if (strcmp(a->strings[i], "rows") == 0) k |= LB_CALIB_ROWS;
+    else if (strcmp(a->strings[i], "hessian") == 0) k |= LB_CALIB_HESSIAN;
   }
   return k;
 }
@@ -38,18 +43,73 @@ void lb_calib_stat_init(struct lb_calib_stat *s, const char *name, int32_t kinds
   if (s->n_channels <= 0) s->n_channels = 1;
   if (kinds & LB_CALIB_ABSMAX_CHANNEL) s->absmax = xcalloc((size_t)s->n_channels, sizeof *s->absmax);
   if (kinds & LB_CALIB_HIST) s->hist = xcalloc(LB_CALIB_BINS, sizeof *s->hist);
+  if (kinds & LB_CALIB_ABSMEAN_CHANNEL) {
+    s->abssum = xcalloc((size_t)s->n_channels, sizeof *s->abssum);
+    s->abscount = xcalloc((size_t)s->n_channels, sizeof *s->abscount);
+  }
+  if (kinds & LB_CALIB_ROWS) s->rows = xcalloc((size_t)(LB_CALIB_MAX_ROWS * s->n_channels), sizeof *s->rows);
+  if (kinds & LB_CALIB_HESSIAN) s->xtx = xcalloc((size_t)(s->n_channels * s->n_channels), sizeof *s->xtx);
+  s->rng = 0x853c49e6748fea9bull;
 }
 
 void lb_calib_stat_free(struct lb_calib_stat *s) {
   free((char *)s->name);
   free(s->absmax);
   free(s->hist);
+  free(s->abssum);
+  free(s->abscount);
+  free(s->rows);
+  free(s->xtx);
   memset(s, 0, sizeof *s);
+}
+
+double lb_calib_stat_absmean(const struct lb_calib_stat *s, int64_t c) {
+  return s->abscount && s->abscount[c] ? s->abssum[c] / (double)s->abscount[c] : 0;
+}
+
+/* Algorithm R: row t (0-based) of the stream replaces a uniformly chosen held
+ * row with probability LB_CALIB_MAX_ROWS / (t + 1). */
+static void reservoir_add(struct lb_calib_stat *s, const float *row) {
+  int64_t t = s->rows_seen++, slot = t;
+  if (t >= LB_CALIB_MAX_ROWS) {
+    s->rng = s->rng * 6364136223846793005ull + 1442695040888963407ull;
+    slot = (int64_t)((s->rng >> 11) % (uint64_t)(t + 1));
+    if (slot >= LB_CALIB_MAX_ROWS) return;
+  } else {
+    s->n_rows++;
+  }
+  memcpy(s->rows + slot * s->n_channels, row, sizeof *row * (size_t)s->n_channels);
+}
+
+/* xtx += X^T X for the finite rows of x, through BLAS (dsyrk on row blocks
+ * converted to double: the sum is the slow part of GPTQ's calibration). */
+static void hessian_add(struct lb_calib_stat *s, const float *x, int64_t n) {
+  enum { BLOCK = 64 };
+  int64_t nc = s->n_channels, m = 0;
+  double *a = xcalloc((size_t)(BLOCK * nc), sizeof *a);
+  for (int64_t r = 0; r <= n; r += nc) {
+    bool flush = m == BLOCK || r == n;
+    if (flush && m) {
+      cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)nc, (int)m, 1.0, a, (int)nc, 1.0, s->xtx, (int)nc);
+      s->hessian_rows += m;
+      m = 0;
+    }
+    if (r == n) break;
+    bool finite = true;
+    for (int64_t c = 0; c < nc && finite; c++) finite = isfinite(x[r + c]);
+    if (!finite) continue;
+    for (int64_t c = 0; c < nc; c++) a[m * nc + c] = x[r + c];
+    m++;
+  }
+  free(a);
+  for (int64_t i = 0; i < nc; i++) /* dsyrk wrote the upper triangle */
+    for (int64_t j = 0; j < i; j++) s->xtx[i * nc + j] = s->xtx[j * nc + i];
 }
 
 void lb_calib_stat_add(struct lb_calib_stat *s, const float *x, int64_t n) {
   int64_t nc = s->n_channels;
   LB_ASSERT(nc > 0 && n % nc == 0);
+  if (s->xtx) hessian_add(s, x, n);
   double mn = INFINITY, mx = -INFINITY, amax = 0;
   int64_t finite = 0;
   for (int64_t r = 0; r < n; r += nc) {
@@ -66,6 +126,17 @@ void lb_calib_stat_add(struct lb_calib_stat *s, const float *x, int64_t n) {
       if (a > amax) amax = a;
       if (s->absmax && a > s->absmax[c]) s->absmax[c] = a;
     }
+  }
+  for (int64_t r = 0; (s->abssum || s->rows) && r < n; r += nc) {
+    bool row_finite = true;
+    for (int64_t c = 0; c < nc; c++) {
+      if (!isfinite(x[r + c])) {
+        row_finite = false;
+        continue;
+      }
+      if (s->abssum) s->abssum[c] += fabsf(x[r + c]), s->abscount[c]++;
+    }
+    if (s->rows && row_finite) reservoir_add(s, x + r);
   }
   if (!finite) return;
   if (s->count == 0 || mn < s->min) s->min = mn;

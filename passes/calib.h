@@ -17,7 +17,20 @@
 #define LB_CALIB_BINS 2048
 #define LB_CALIB_KL_QBINS 128 /* quantized bins of the KL search (int8, TensorRT) */
 
-enum lb_calib_kind { LB_CALIB_MINMAX = 1, LB_CALIB_ABSMAX_CHANNEL = 2, LB_CALIB_HIST = 4 };
+/* "rows" keeps a uniform sample (reservoir sampling, algorithm R with a
+ * fixed seed: deterministic) of at most LB_CALIB_MAX_ROWS rows (one row = the
+ * last dim) of the value, rows with a non-finite element skipped: what AWQ's
+ * scale search evaluates a layer's output error on. */
+#define LB_CALIB_MAX_ROWS 512
+
+enum lb_calib_kind {
+  LB_CALIB_MINMAX = 1,
+  LB_CALIB_ABSMAX_CHANNEL = 2,
+  LB_CALIB_HIST = 4,
+  LB_CALIB_ABSMEAN_CHANNEL = 8, /* "absmean_channel": per channel mean |x| (AWQ) */
+  LB_CALIB_ROWS = 16,           /* "rows": a bounded sample of rows (AWQ) */
+  LB_CALIB_HESSIAN = 32,        /* "hessian": sum of x x^T over rows (GPTQ) */
+};
 
 struct lb_calib_stat {
   const char *name;     /* heap copy */
@@ -30,6 +43,20 @@ struct lb_calib_stat {
   float *absmax;        /* heap; NULL unless LB_CALIB_ABSMAX_CHANNEL */
   double hist_max;      /* histogram range [0, hist_max); 0 until a non-zero |x| is seen */
   uint64_t *hist;       /* heap, LB_CALIB_BINS; NULL unless LB_CALIB_HIST */
+  double *abssum;       /* heap, n_channels: sum of |x| over the finite elements of
+                           each channel; NULL unless LB_CALIB_ABSMEAN_CHANNEL */
+  int64_t *abscount;    /* heap, n_channels: the finite elements abssum adds */
+  float *rows;          /* heap, LB_CALIB_MAX_ROWS x n_channels; NULL unless LB_CALIB_ROWS */
+  int64_t n_rows;       /* rows held (<= LB_CALIB_MAX_ROWS) */
+  int64_t rows_seen;    /* finite rows offered to the reservoir */
+  uint64_t rng;         /* reservoir state */
+  /* "hessian": xtx[i * n_channels + j] = sum over the rows x (the last dim) of
+   * x_i x_j, in double, both triangles; hessian_rows counts the rows (rows
+   * with a non-finite element are skipped). GPTQ's H = 2 xtx / hessian_rows.
+   * n_channels^2 doubles per observed value: 8 MB at K = 1024, so only the
+   * inputs of the layers GPTQ quantizes should ask for it. */
+  double *xtx;
+  int64_t hessian_rows;
 };
 
 /* kinds from an observe node's `stats` attribute; 0 if it names none */
@@ -40,6 +67,8 @@ void lb_calib_stat_free(struct lb_calib_stat *s);
 /* Adds one sample of the value: n elements, row-major with the last dim as
  * the channel (n must be a multiple of n_channels). */
 void lb_calib_stat_add(struct lb_calib_stat *s, const float *x, int64_t n);
+/* Mean |x| of channel c (0 when it saw nothing); needs abssum. */
+double lb_calib_stat_absmean(const struct lb_calib_stat *s, int64_t c);
 
 /* ---- range selection ------------------------------------------------------- */
 enum lb_calib_method_kind { LB_CALIB_M_MINMAX, LB_CALIB_M_PERCENTILE, LB_CALIB_M_KL, LB_CALIB_M_MSE };
@@ -115,8 +144,9 @@ enum lb_status lb_calib_load_json_text(struct lb_graph *g, const char *text, siz
 /* Reads the statistics of a calibration file back (what smoothquant and
  * split-outliers need without running the model: lowbit-opt --load-stats):
  * per value its type, count, min/max and, when present, the per-channel
- * absmax (kinds MINMAX | ABSMAX_CHANNEL; the file keeps only a summary of the
- * histogram, which is not restored). Validates the schema; *out is a heap
+ * absmax, the per-channel mean |x| ("absmean_channel", as a sum over one
+ * element) and the row sample ("rows": {"n", "seen", "data"}) (the file keeps
+ * only a summary of the histogram, which is not restored). Validates the schema; *out is a heap
  * array of *n statistics: free each with lb_calib_stat_free, then the array. */
 enum lb_status lb_calib_read_stats_json(const char *path, struct lb_calib_stat **out, int32_t *n,
                                         struct lb_diag *d);

@@ -58,6 +58,23 @@ static void write_stat(FILE *f, const struct lb_calib_stat *s, const struct lb_c
     }
     fputs("],\n", f);
   }
+  if (s->abssum) {
+    fputs("      \"absmean_channel\": [", f);
+    for (int64_t c = 0; c < s->n_channels; c++) {
+      if (c) fputs(", ", f);
+      put_num(f, lb_calib_stat_absmean(s, c));
+    }
+    fputs("],\n", f);
+  }
+  if (s->rows) { /* row-major, n_rows x n_channels */
+    fprintf(f, "      \"rows\": {\"n\": %lld, \"seen\": %lld, \"data\": [", (long long)s->n_rows,
+            (long long)s->rows_seen);
+    for (int64_t i = 0; i < s->n_rows * s->n_channels; i++) {
+      if (i) fputs(", ", f);
+      put_num(f, s->rows[i]);
+    }
+    fputs("]},\n", f);
+  }
   if (s->hist) {
     int32_t nz = 0;
     for (int32_t i = 0; i < LB_CALIB_BINS; i++) nz += s->hist[i] != 0;
@@ -603,7 +620,8 @@ enum lb_status lb_calib_read_stats_json_text(const char *text, size_t len, const
     for (int32_t k = 0; k < i; k++)
       if (strcmp(values->keys[k], name) == 0) BAD("values.\"%s\": listed twice", name);
     const struct jval *ty = jget(e, "type"), *count = jget(e, "count"), *mn = jget(e, "min"),
-                      *mx = jget(e, "max"), *am = jget(e, "absmax_channel");
+                      *mx = jget(e, "max"), *am = jget(e, "absmax_channel"),
+                      *amean = jget(e, "absmean_channel"), *rows = jget(e, "rows");
     struct lb_type t;
     if (e->kind != J_OBJ) {
       BAD("values.\"%s\": expected an object", name);
@@ -633,9 +651,33 @@ enum lb_status lb_calib_read_stats_json_text(const char *text, size_t len, const
     for (int32_t j = 0; am && j < am->n && ok; j++)
       if (am->items[j].kind != J_NUM || !(am->items[j].num >= 0) || !isfinite(am->items[j].num))
         ok = false, BAD("values.\"%s\".absmax_channel[%d]: expected a non-negative finite number", name, (int)j);
+    if (amean && (amean->kind != J_ARR || amean->n != channels)) {
+      BAD("values.\"%s\".absmean_channel: expected an array of %lld numbers", name, (long long)channels);
+      continue;
+    }
+    for (int32_t j = 0; amean && j < amean->n && ok; j++)
+      if (amean->items[j].kind != J_NUM || !(amean->items[j].num >= 0) || !isfinite(amean->items[j].num))
+        ok = false, BAD("values.\"%s\".absmean_channel[%d]: expected a non-negative finite number", name, (int)j);
+    const struct jval *rn = rows ? jget(rows, "n") : NULL, *rdata = rows ? jget(rows, "data") : NULL;
+    if (ok && rows &&
+        (rows->kind != J_OBJ || !rn || rn->kind != J_NUM || rn->num < 0 || rn->num > LB_CALIB_MAX_ROWS ||
+         rn->num != floor(rn->num) || !rdata || rdata->kind != J_ARR || rdata->n != (int64_t)rn->num * channels))
+      ok = false, BAD("values.\"%s\".rows: expected {\"n\": R <= %d, \"data\": [R x %lld numbers]}", name,
+                      LB_CALIB_MAX_ROWS, (long long)channels);
+    for (int32_t j = 0; ok && rows && j < rdata->n; j++)
+      if (rdata->items[j].kind != J_NUM || !isfinite(rdata->items[j].num))
+        ok = false, BAD("values.\"%s\".rows.data[%d]: expected a finite number", name, (int)j);
     if (!ok) continue;
     struct lb_calib_stat *s = &stats[n++];
-    lb_calib_stat_init(s, name, am ? LB_CALIB_ABSMAX_CHANNEL : 0, &t);
+    lb_calib_stat_init(s, name,
+                       (am ? LB_CALIB_ABSMAX_CHANNEL : 0) | (amean ? LB_CALIB_ABSMEAN_CHANNEL : 0) |
+                           (rows ? LB_CALIB_ROWS : 0),
+                       &t);
+    for (int32_t j = 0; amean && j < amean->n; j++) s->abssum[j] = amean->items[j].num, s->abscount[j] = 1;
+    if (rows) {
+      s->n_rows = s->rows_seen = (int64_t)rn->num;
+      for (int32_t j = 0; j < rdata->n; j++) s->rows[j] = (float)rdata->items[j].num;
+    }
     s->count = (int64_t)count->num;
     s->min = mn->num;
     s->max = mx->num;

@@ -1,6 +1,7 @@
-/* quantize.c: rewrite linear layers with constant weights into int8 `qmatmul`.
+/* quantize.c: rewrite linear layers with constant weights into `qmatmul`.
  *
  *   quantize{scheme=w8a8|w8a8-dynamic|w8}
+ *   quantize{scheme=w4|w3|w2 group=32 asym=0 clip=0 act=none}
  *
  * Every matmul / gemm / fused_matmul whose second operand is a constant 2-D
  * f32 weight becomes `qmatmul(%a, %w.q, %bias?) {a_quant, act}` (contract in
@@ -17,6 +18,14 @@
  * weight (transB) is transposed here, at compile time: the kernel always reads
  * [K,N]. The bias stays f32 and is added after the int32 accumulation is
  * scaled back, which is exact enough and needs no bias requantization.
+ *
+ * Low-bit weights (w4, w3, w2; round to nearest, "RTN"): codes per weight,
+ * one f16 scale per `group` consecutive k of a column (group=0: per column;
+ * default 32), symmetric (scale = amax / (2^(b-1) - 1/2), signed codes) or
+ * with asym=1 asymmetric (min/max -> scale and zero point, unsigned codes);
+ * clip=1 searches each group's range shrink for the least squared error
+ * (lb_wq_params in quantize.h has the formulas). Activations stay f32
+ * (act=none, default) or are quantized per row at run time (act=dynamic).
  *
  * Activations (a_quant): "static" (w8a8) uses the per-tensor range the
  * calibration attached to the operand (q<...> on %x; --calib/--load-calib),
@@ -35,18 +44,27 @@
 #include "passes/quantize.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "passes/pass.h"
 #include "passes/rewrite.h"
 
-const char lb_quant_scheme_list[] = "w8a8, w8a8-dynamic, w8";
+const char lb_quant_scheme_list[] = "w8a8, w8a8-dynamic, w8, w4, w3, w2";
 
 static const char *const scheme_names[LB_QUANT_SCHEME_COUNT] = {
-    [LB_QUANT_W8A8] = "w8a8", [LB_QUANT_W8A8_DYNAMIC] = "w8a8-dynamic", [LB_QUANT_W8] = "w8"};
+    [LB_QUANT_W8A8] = "w8a8", [LB_QUANT_W8A8_DYNAMIC] = "w8a8-dynamic", [LB_QUANT_W8] = "w8",
+    [LB_QUANT_W4] = "w4",     [LB_QUANT_W3] = "w3",                     [LB_QUANT_W2] = "w2"};
+/* the low-bit schemes take theirs from the pass argument act */
 static const char *const a_quant_names[LB_QUANT_SCHEME_COUNT] = {
     [LB_QUANT_W8A8] = "static", [LB_QUANT_W8A8_DYNAMIC] = "dynamic", [LB_QUANT_W8] = "none"};
+
+int32_t lb_quant_scheme_bits(enum lb_quant_scheme s) {
+  LB_ASSERT(s >= 0 && s < LB_QUANT_SCHEME_COUNT);
+  return s == LB_QUANT_W4 ? 4 : s == LB_QUANT_W3 ? 3 : s == LB_QUANT_W2 ? 2 : 8;
+}
 
 bool lb_quant_scheme_parse(const char *s, enum lb_quant_scheme *out) {
   for (int i = 0; i < LB_QUANT_SCHEME_COUNT; i++)
@@ -153,6 +171,141 @@ void lb_quant_weight_ref(const float *w, int64_t k, int64_t n, bool trans_b, int
 #undef W
 }
 
+/* ---- low-bit weights ---------------------------------------------------------- */
+
+int64_t lb_wq_groups(const struct lb_wq_format *f, int64_t k) {
+  return f->group > 0 ? (k + f->group - 1) / f->group : 1;
+}
+
+float lb_quant_round_f16(float x) {
+  const double max_f16 = 65504;
+  double a = fabs((double)x);
+  if (!(a > 0)) return 0; /* 0 and NaN */
+  if (a >= max_f16) return (float)copysign(max_f16, x);
+  int e;
+  frexp(a, &e); /* a in [2^(e-1), 2^e) */
+  int shift = e - 1 < -14 ? 24 : 10 - (e - 1); /* the last mantissa bit is 2^-shift */
+  double r = ldexp(nearbyint(ldexp(a, shift)), -shift);
+  if (r > max_f16) r = max_f16;
+  return (float)copysign(r, x);
+}
+
+/* a positive f16 scale: never 0 (a group of tiny weights keeps the smallest) */
+static float f16_scale(double s) {
+  float r = lb_quant_round_f16((float)s);
+  return r > 0 ? r : (float)ldexp(1, -24);
+}
+
+void lb_wq_params(const struct lb_wq_format *f, const float *x, int64_t n, int64_t stride, float shrink,
+                  float *scale, int32_t *zp) {
+  double lo = 0, hi = 0; /* the range always holds 0: a zero weight stays exact */
+  for (int64_t i = 0; i < n; i++) {
+    double v = x[i * stride];
+    if (v < lo) lo = v; /* NaN never wins */
+    if (v > hi) hi = v;
+  }
+  lo *= shrink;
+  hi *= shrink;
+  *zp = 0;
+  if (!f->asym) {
+    double amax = fmax(-lo, hi);
+    *scale = amax > 0 && isfinite(amax) ? f16_scale(amax / ((double)(1 << (f->bits - 1)) - 0.5)) : 1.0f;
+    return;
+  }
+  int32_t maxq = (1 << f->bits) - 1;
+  if (!(hi - lo > 0) || !isfinite(hi - lo)) {
+    *scale = 1.0f;
+    return;
+  }
+  *scale = f16_scale((hi - lo) / maxq);
+  double z = nearbyint(-lo / *scale);
+  *zp = (int32_t)(z < 0 ? 0 : z > maxq ? maxq : z);
+}
+
+int32_t lb_wq_code(const struct lb_wq_format *f, float x, float scale, int32_t zp) {
+  int32_t lo = f->asym ? 0 : -(1 << (f->bits - 1));
+  int32_t hi = f->asym ? (1 << f->bits) - 1 : (1 << (f->bits - 1)) - 1;
+  double r = nearbyint((double)x / (double)scale) + zp; /* default mode: half to even */
+  if (!(r == r)) r = zp;
+  return (int32_t)(r < lo ? lo : r > hi ? hi : r);
+}
+
+static double group_sq_error(const struct lb_wq_format *f, const float *x, int64_t n, int64_t stride,
+                             float scale, int32_t zp) {
+  double e = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double d = (double)x[i * stride] - (double)scale * (lb_wq_code(f, x[i * stride], scale, zp) - zp);
+    e += d * d;
+  }
+  return e;
+}
+
+void lb_wq_params_search(const struct lb_wq_format *f, const float *x, int64_t n, int64_t stride, bool clip,
+                         float *scale, int32_t *zp) {
+  lb_wq_params(f, x, n, stride, 1.0f, scale, zp);
+  if (!clip) return;
+  double best = group_sq_error(f, x, n, stride, *scale, *zp);
+  for (int i = 1; i <= 20; i++) {
+    float s;
+    int32_t z;
+    lb_wq_params(f, x, n, stride, 1.0f - (float)i / 40.0f, &s, &z);
+    double e = group_sq_error(f, x, n, stride, s, z);
+    if (e < best) {
+      best = e;
+      *scale = s;
+      *zp = z;
+    }
+  }
+}
+
+void lb_wq_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, const struct lb_wq_format *f,
+                        bool clip, int8_t *q, float *scales, int32_t *zps) {
+  int64_t gs = f->group > 0 ? f->group : k, ng = lb_wq_groups(f, k);
+  /* the column as [K] with a stride: w[kk, j] is col[kk * stride] */
+  int64_t stride = trans_b ? 1 : n;
+  for (int64_t j = 0; j < n; j++) {
+    const float *col = trans_b ? w + j * k : w + j;
+    for (int64_t g = 0; g < ng; g++) {
+      int64_t k0 = g * gs, len = k0 + gs <= k ? gs : k - k0;
+      float s;
+      int32_t z;
+      lb_wq_params_search(f, col + k0 * stride, len, stride, clip, &s, &z);
+      scales[g * n + j] = s;
+      if (zps) zps[g * n + j] = z;
+      for (int64_t kk = k0; kk < k0 + len; kk++) q[kk * n + j] = (int8_t)lb_wq_code(f, col[kk * stride], s, z);
+    }
+  }
+}
+
+/* The const "<weight>.q" holding codes [K,N] with a copy of qp, before `before`. */
+static struct lb_value *add_weight_const(struct lb_graph *g, struct lb_node *before, const struct lb_value *w,
+                                         int64_t k, int64_t n, const int8_t *codes, const struct lb_qparams *qp) {
+  size_t len = strlen(w->name) + 4;
+  char *base = malloc(len);
+  if (!base) abort();
+  snprintf(base, len, "%s.q", w->name);
+  struct lb_type t = {.dtype = LB_DTYPE_I8, .shape = {.rank = 2, .dims = {k, n}}};
+  struct lb_node *c = lb_graph_insert_const(g, before, lb_graph_unique_name(g, base), &t, codes);
+  free(base);
+  struct lb_qparams *q = lb_arena_alloc(&g->arena, sizeof *q);
+  *q = *qp;
+  q->scales = lb_arena_alloc(&g->arena, sizeof *q->scales * (size_t)qp->n);
+  memcpy(q->scales, qp->scales, sizeof *q->scales * (size_t)qp->n);
+  if (qp->zero_points) {
+    q->zero_points = lb_arena_alloc(&g->arena, sizeof *q->zero_points * (size_t)qp->n);
+    memcpy(q->zero_points, qp->zero_points, sizeof *q->zero_points * (size_t)qp->n);
+  }
+  c->outputs[0]->qparams = q;
+  return c->outputs[0];
+}
+
+/* How the pass quantizes weights. */
+struct weight_opts {
+  int32_t bits;             /* 8: lb_quant_weight_ref; below: lb_wq_quantize_ref */
+  struct lb_wq_format fmt;
+  bool clip;
+};
+
 /* One quantized copy per (weight, transB): tied weights are stored once. */
 struct qcache {
   const struct lb_value *w;
@@ -161,29 +314,32 @@ struct qcache {
 };
 
 static struct lb_value *quantize_weight(struct lb_graph *g, struct lb_node *before, const struct linear *l,
-                                        struct qcache *cache, int32_t *n_cache) {
+                                        const struct weight_opts *o, struct qcache *cache, int32_t *n_cache) {
   for (int32_t i = 0; i < *n_cache; i++)
     if (cache[i].w == l->w && cache[i].trans_b == l->trans_b) return cache[i].q;
+  const float *w = lb_value_const_data(g, l->w);
   int8_t *q = malloc((size_t)(l->k * l->n));
-  float *scales = malloc(sizeof *scales * (size_t)l->n);
-  if (!q || !scales) abort();
-  lb_quant_weight_ref(lb_value_const_data(g, l->w), l->k, l->n, l->trans_b, q, scales);
-  size_t len = strlen(l->w->name) + 4;
-  char *base = malloc(len);
-  if (!base) abort();
-  snprintf(base, len, "%s.q", l->w->name);
-  struct lb_type t = {.dtype = LB_DTYPE_I8, .shape = {.rank = 2, .dims = {l->k, l->n}}};
-  struct lb_node *c = lb_graph_insert_const(g, before, lb_graph_unique_name(g, base), &t, q);
-  free(base);
+  struct lb_qparams qp = {.bits = o->bits, .axis = 1, .symmetric = true, .n = l->n};
+  if (o->bits < 8) {
+    qp.group_size = (int32_t)o->fmt.group;
+    qp.n = lb_wq_groups(&o->fmt, l->k) * l->n;
+    qp.symmetric = !o->fmt.asym;
+    qp.is_unsigned = o->fmt.asym;
+  }
+  qp.scales = malloc(sizeof *qp.scales * (size_t)qp.n);
+  if (!q || !qp.scales) abort();
+  if (o->bits < 8 && o->fmt.asym) {
+    qp.zero_points = malloc(sizeof *qp.zero_points * (size_t)qp.n);
+    if (!qp.zero_points) abort();
+  }
+  if (o->bits == 8) lb_quant_weight_ref(w, l->k, l->n, l->trans_b, q, qp.scales);
+  else lb_wq_quantize_ref(w, l->k, l->n, l->trans_b, &o->fmt, o->clip, q, qp.scales, qp.zero_points);
+  struct lb_value *v = add_weight_const(g, before, l->w, l->k, l->n, q, &qp);
   free(q);
-  struct lb_qparams *qp = lb_arena_alloc(&g->arena, sizeof *qp);
-  *qp = (struct lb_qparams){.bits = 8, .axis = 1, .group_size = 0, .symmetric = true, .n = l->n};
-  qp->scales = lb_arena_alloc(&g->arena, sizeof *qp->scales * (size_t)l->n);
-  memcpy(qp->scales, scales, sizeof *scales * (size_t)l->n);
-  free(scales);
-  c->outputs[0]->qparams = qp;
-  cache[(*n_cache)++] = (struct qcache){l->w, l->trans_b, c->outputs[0]};
-  return c->outputs[0];
+  free(qp.scales);
+  free(qp.zero_points);
+  cache[(*n_cache)++] = (struct qcache){l->w, l->trans_b, v};
+  return v;
 }
 
 /* The f32[N] bias qmatmul takes: fused_matmul's bias as is; gemm's C as is
@@ -212,6 +368,77 @@ static bool per_tensor_8bit(const struct lb_qparams *q) {
   return q && q->bits == 8 && q->n == 1 && q->axis == -1;
 }
 
+/* Node n, at `index` or after it (take_apart gave l), becomes qmatmul(a, wq,
+ * bias?); returns its index, which grew by the consts inserted before it. */
+static int32_t rewrite_node(struct lb_graph *g, struct lb_node *n, int32_t index, const struct linear *l,
+                            struct lb_value *wq, const char *a_quant) {
+  const char *act = n->op == LB_OP_FUSED_MATMUL ? lb_node_attr_string(n, "act", "none") : "none";
+  struct lb_value *ins[3] = {l->a, wq, bias_for(g, n, l)};
+  lb_rw_reset_node(g, n, LB_OP_QMATMUL, ins, ins[2] ? 3 : 2);
+  lb_node_set_attr_string(g, n, "a_quant", a_quant);
+  lb_node_set_attr_string(g, n, "act", act);
+  while (g->nodes[index] != n) index++;
+  return index;
+}
+
+void lb_quant_linear_of(const struct lb_graph *g, const struct lb_node *n, struct lb_quant_linear *out) {
+  struct linear l;
+  enum lb_quant_skip r = take_apart(g, n, &l);
+  LB_ASSERT(r == LB_QSKIP_NONE);
+  *out = (struct lb_quant_linear){.a = l.a, .w = l.w, .trans_b = l.trans_b, .k = l.k, .n = l.n};
+}
+
+int32_t lb_quant_rewrite(struct lb_graph *g, int32_t index, const int8_t *codes, const struct lb_qparams *qp,
+                         const char *a_quant) {
+  struct lb_node *n = g->nodes[index];
+  struct linear l;
+  enum lb_quant_skip r = take_apart(g, n, &l);
+  LB_ASSERT(r == LB_QSKIP_NONE);
+  struct lb_value *wq = add_weight_const(g, n, l.w, l.k, l.n, codes, qp);
+  return rewrite_node(g, n, index, &l, wq, a_quant);
+}
+
+/* An integer argument in [lo, hi]; *out keeps its default when absent. */
+static enum lb_status int_arg(struct lb_pass_context *ctx, const char *key, int64_t lo, int64_t hi, int64_t *out) {
+  const char *v = lb_pass_arg(ctx, key);
+  if (!v) return LB_OK;
+  char *end;
+  long long x = strtoll(v, &end, 10);
+  if (end == v || *end || x < lo || x > hi)
+    return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL, "pass quantize: %s must be an integer in [%lld, %lld], not \"%s\"",
+                         key, (long long)lo, (long long)hi, v);
+  *out = x;
+  return LB_OK;
+}
+
+/* group (default 32), asym, clip and act: for w4/w3/w2 only. */
+static enum lb_status weight_args(struct lb_pass_context *ctx, enum lb_quant_scheme scheme, struct weight_opts *wo,
+                                  const char **a_quant) {
+  static const char *const lowbit_keys[] = {"group", "asym", "clip", "act"};
+  if (wo->bits == 8) {
+    for (size_t i = 0; i < sizeof lowbit_keys / sizeof *lowbit_keys; i++)
+      if (lb_pass_arg(ctx, lowbit_keys[i]))
+        return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL,
+                             "pass quantize: %s applies to the low-bit schemes (w4, w3, w2), not %s", lowbit_keys[i],
+                             lb_quant_scheme_name(scheme));
+    return LB_OK;
+  }
+  int64_t group = 32, asym = 0, clip = 0;
+  enum lb_status st = int_arg(ctx, "group", 0, INT32_MAX, &group);
+  if (st == LB_OK) st = int_arg(ctx, "asym", 0, 1, &asym);
+  if (st == LB_OK) st = int_arg(ctx, "clip", 0, 1, &clip);
+  if (st != LB_OK) return st;
+  wo->fmt = (struct lb_wq_format){.bits = wo->bits, .group = group, .asym = asym != 0};
+  wo->clip = clip != 0;
+  const char *act = lb_pass_arg(ctx, "act");
+  *a_quant = "none";
+  if (act && strcmp(act, "dynamic") == 0) *a_quant = "dynamic";
+  else if (act && strcmp(act, "none") != 0)
+    return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL,
+                         "pass quantize: act must be none (f32 activations) or dynamic (int8 per row), not \"%s\"", act);
+  return LB_OK;
+}
+
 enum lb_status lb_pass_quantize(struct lb_graph *g, struct lb_pass_context *ctx) {
   const char *s = lb_pass_arg(ctx, "scheme");
   enum lb_quant_scheme scheme;
@@ -221,6 +448,10 @@ enum lb_status lb_pass_quantize(struct lb_graph *g, struct lb_pass_context *ctx)
   if (!lb_quant_scheme_parse(s, &scheme))
     return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL, "pass quantize: unknown scheme \"%s\" (%s)", s,
                          lb_quant_scheme_list);
+  struct weight_opts wo = {.bits = lb_quant_scheme_bits(scheme)};
+  const char *a_quant = a_quant_names[scheme];
+  enum lb_status st = weight_args(ctx, scheme, &wo, &a_quant);
+  if (st != LB_OK) return st;
 
   /* static: every operand must be calibrated; list all the missing ones first */
   if (scheme == LB_QUANT_W8A8) {
@@ -253,13 +484,8 @@ enum lb_status lb_pass_quantize(struct lb_graph *g, struct lb_pass_context *ctx)
     struct lb_node *n = g->nodes[i];
     struct linear l;
     if (!is_matmul_family(n->op) || take_apart(g, n, &l) != LB_QSKIP_NONE) continue;
-    const char *act = n->op == LB_OP_FUSED_MATMUL ? lb_node_attr_string(n, "act", "none") : "none";
-    struct lb_value *ins[3] = {l.a, quantize_weight(g, n, &l, cache, &n_cache), bias_for(g, n, &l)};
-    lb_rw_reset_node(g, n, LB_OP_QMATMUL, ins, ins[2] ? 3 : 2);
-    lb_node_set_attr_string(g, n, "a_quant", a_quant_names[scheme]);
-    lb_node_set_attr_string(g, n, "act", act);
-    /* the node moved down past the consts inserted before it */
-    while (g->nodes[i] != n) i++;
+    struct lb_value *wq = quantize_weight(g, n, &l, &wo, cache, &n_cache);
+    i = rewrite_node(g, n, i, &l, wq, a_quant);
     changed = true;
   }
   ctx->changed = changed;
@@ -283,7 +509,8 @@ void lb_quant_summary_format(const struct lb_quant_summary *s, enum lb_quant_sch
   for (int r = 0; r < LB_QSKIP_COUNT; r++) left += s->skipped[r];
   size_t at = 0;
 #define PUT(...) (at += (size_t)snprintf(buf + at, at < len ? len - at : 0, __VA_ARGS__))
-  PUT("quantized %d of %d matmuls to int8 (%s)", (int)s->quantized, (int)(s->quantized + left),
+  int32_t bits = lb_quant_scheme_bits(scheme);
+  PUT("quantized %d of %d matmuls to int%d (%s)", (int)s->quantized, (int)(s->quantized + left), (int)bits,
       lb_quant_scheme_name(scheme));
   if (left) {
     PUT("; %d left in float:", (int)left);

@@ -5,7 +5,7 @@ set -eu
 LOWBIT_PACKAGES="cmake make gcc libc6-dev pkg-config
   llvm-19-dev llvm-19-tools
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev
-  libcmocka-dev
+  libcmocka-dev liblapacke-dev libopenblas-dev
   clang-19 libclang-rt-19-dev
   python3 python3-onnx python3-numpy
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"

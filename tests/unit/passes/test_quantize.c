@@ -157,11 +157,23 @@ static double rel_rms(const float *f, const float *q, int64_t n) {
   return sqrt(e / s);
 }
 
+/* scheme, then optional "key=value" pass arguments (low-bit schemes) */
 static bool run_quantize(struct lb_graph *g, const char *scheme, struct lb_diag *d) {
   const struct lb_pass_info *p = lb_pass_find("quantize");
   assert_non_null(p);
-  struct lb_pass_arg arg = {"scheme", scheme};
-  struct lb_pass_context ctx = {.diag = d, .args = &arg, .n_args = 1};
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", scheme);
+  struct lb_pass_arg args[6] = {{"scheme", buf}};
+  int32_t n_args = 1;
+  for (char *sp = strchr(buf, ' '); sp; sp = strchr(sp, ' ')) {
+    *sp++ = 0;
+    char *eq = strchr(sp, '=');
+    assert_non_null(eq);
+    *eq = 0;
+    args[n_args++] = (struct lb_pass_arg){sp, eq + 1};
+    sp = eq + 1;
+  }
+  struct lb_pass_context ctx = {.diag = d, .args = args, .n_args = n_args};
   enum lb_status st = p->run(g, &ctx);
   lb_arena_free(&ctx.scratch);
   return st == LB_OK;
@@ -169,7 +181,7 @@ static bool run_quantize(struct lb_graph *g, const char *scheme, struct lb_diag 
 
 /* Quantizes with `scheme` and compares output 0 (attention scores, which
  * compound both layers' errors) and output 1 (the second layer) with float. */
-static void check_scheme(const char *scheme, double tol) {
+static double check_scheme(const char *scheme, double tol) {
   struct lb_value *h, *y;
   struct lb_graph *g = mlp(&h, &y);
   float *x = randn(B * M * K, 1.0f), *k = randn(B * N * M, 1.0f);
@@ -193,7 +205,7 @@ static void check_scheme(const char *scheme, double tol) {
   assert_string_equal(h->producer->name, "h");
   assert_string_equal(g->outputs[1]->name, "y");
   assert_true(run_pass(g, "dce"));
-  /* the float weights are gone: what is left are the int8 weights and the f32 bias */
+  /* the float weights are gone: what is left are the integer codes and the f32 bias */
   for (int32_t i = 0; i < g->n_nodes; i++) {
     const struct lb_value *c = g->nodes[i]->outputs[0];
     if (g->nodes[i]->op == LB_OP_CONST)
@@ -208,7 +220,7 @@ static void check_scheme(const char *scheme, double tol) {
 
   float *got = eval_graph(g, ins, "att");
   double e = rel_rms(ref, got, B * M * M);
-  fprintf(stderr, "  %-13s relative RMS error %.5f (budget %.3f)\n", scheme, e, tol);
+  fprintf(stderr, "  %-26s relative RMS error %.5f (budget %.3f)\n", scheme, e, tol);
   assert_true(e > 0);   /* it really computed in int8 */
   assert_true(e < tol);
   free(got);
@@ -217,6 +229,7 @@ static void check_scheme(const char *scheme, double tol) {
   free(x);
   free(k);
   lb_graph_free(g);
+  return e;
 }
 
 static void eval_w8(void **state) {
@@ -250,6 +263,100 @@ static void eval_bad_scale_detected(void **state) {
   assert_true(rel_rms(ref, got, B * M * M) > 0.1);
   free(got), free(ref), free(x), free(k);
   lb_graph_free(g);
+}
+
+/* Low-bit weights through the reference evaluator: budgets per bit width
+ * (the attention-style output compounds both layers' errors; measured: w4
+ * g32 0.129, w4 per column 0.152, w3 0.237, w3 asym 0.224, w2 with clipping
+ * 0.446, w4 with int8 activations 0.131; w8 0.008), and more bits, smaller
+ * groups and asym each lose less. */
+static double lowbit_on_same_data(const char *scheme, double tol) {
+  rng_state = 88172645463325252ull; /* same weights and inputs for every scheme */
+  return check_scheme(scheme, tol);
+}
+static void eval_lowbit(void **state) {
+  (void)state;
+  double w4 = lowbit_on_same_data("w4 group=32", 0.16);
+  double w4c = lowbit_on_same_data("w4 group=0", 0.19);
+  double w3 = lowbit_on_same_data("w3 group=32", 0.3);
+  double w3a = lowbit_on_same_data("w3 group=32 asym=1", 0.28);
+  double w2 = lowbit_on_same_data("w2 group=32 clip=1", 0.56);
+  lowbit_on_same_data("w4 group=32 act=dynamic", 0.16);
+  double w8 = lowbit_on_same_data("w8", 0.012);
+  assert_true(w8 < w4 && w4 < w3 && w3 < w2);
+  assert_true(w4 < w4c);
+  assert_true(w3a < w3);
+}
+
+/* The low-bit reference quantizer: codes in range, scales f16 values, every
+ * weight within half a step (sym: the grid reaches amax within the f16
+ * rounding of the scale), zero points in range (asym). */
+static void lowbit_ref_properties(void **state) {
+  (void)state;
+  enum { KK = 70, NN = 5 }; /* 70 = 2 groups of 32 and a short one of 6 */
+  float *w = randn(KK * NN, 0.3f);
+  w[3] = 0; /* a zero column start */
+  for (int bits = 2; bits <= 4; bits++)
+    for (int asym = 0; asym <= 1; asym++) {
+      struct lb_wq_format f = {.bits = bits, .group = 32, .asym = asym};
+      int64_t ng = lb_wq_groups(&f, KK);
+      assert_int_equal(ng, 3);
+      int8_t q[KK * NN];
+      float s[3 * NN];
+      int32_t z[3 * NN];
+      lb_wq_quantize_ref(w, KK, NN, false, &f, false, q, s, asym ? z : NULL);
+      int lo = asym ? 0 : -(1 << (bits - 1)), hi = asym ? (1 << bits) - 1 : (1 << (bits - 1)) - 1;
+      for (int i = 0; i < 3 * NN; i++) {
+        assert_true(s[i] > 0 && s[i] == lb_quant_round_f16(s[i]));
+        if (asym) assert_true(z[i] >= lo && z[i] <= hi);
+      }
+      for (int k = 0; k < KK; k++)
+        for (int n = 0; n < NN; n++) {
+          int gi = (k / 32) * NN + n, c = q[k * NN + n];
+          assert_true(c >= lo && c <= hi);
+          float deq = s[gi] * (float)(c - (asym ? z[gi] : 0));
+          /* asym: the zero point's rounding can move the grid by half a step more */
+          assert_true(fabsf(deq - w[k * NN + n]) <= s[gi] * (asym ? 1.01f : 0.51f));
+        }
+    }
+  /* f16 rounding */
+  assert_float_equal(lb_quant_round_f16(0.1f), 0.0999755859375f, 0);
+  assert_float_equal(lb_quant_round_f16(1e6f), 65504.0f, 0);
+  assert_float_equal(lb_quant_round_f16(1e-8f), 0.0f, 0);
+  assert_float_equal(lb_quant_round_f16(3e-7f), 2.98023224e-7f, 0); /* subnormal: 5 * 2^-24 */
+  free(w);
+}
+
+/* The clipping search never loses to the full range on any group, and wins
+ * in total on Gaussian weights at 3 bits (their tails waste levels). */
+static void lowbit_clip_search(void **state) {
+  (void)state;
+  enum { KK = 256, NN = 8 };
+  float *w = randn(KK * NN, 1.0f);
+  struct lb_wq_format f = {.bits = 3, .group = 32};
+  int8_t q0[KK * NN], q1[KK * NN];
+  float s0[8 * NN], s1[8 * NN];
+  lb_wq_quantize_ref(w, KK, NN, false, &f, false, q0, s0, NULL);
+  lb_wq_quantize_ref(w, KK, NN, false, &f, true, q1, s1, NULL);
+  double e0 = 0, e1 = 0;
+  int shrunk = 0;
+  for (int g = 0; g < 8; g++)
+    for (int n = 0; n < NN; n++) {
+      double g0 = 0, g1 = 0;
+      for (int k = g * 32; k < g * 32 + 32; k++) {
+        double d0 = w[k * NN + n] - s0[g * NN + n] * q0[k * NN + n];
+        double d1 = w[k * NN + n] - s1[g * NN + n] * q1[k * NN + n];
+        g0 += d0 * d0, g1 += d1 * d1;
+      }
+      assert_true(g1 <= g0);
+      shrunk += s1[g * NN + n] < s0[g * NN + n];
+      e0 += g0, e1 += g1;
+    }
+  fprintf(stderr, "  w3 g32 weight error: full range %.4f, clipped %.4f (%d of %d groups shrunk)\n", e0, e1, shrunk,
+          8 * NN);
+  assert_true(e1 < 0.9 * e0);
+  assert_true(shrunk > 0);
+  free(w);
 }
 
 static void summary_line(void **state) {
@@ -296,6 +403,8 @@ int main(void) {
       cmocka_unit_test(eval_w8),                cmocka_unit_test(eval_w8a8_dynamic),
       cmocka_unit_test(eval_w8a8_static),       cmocka_unit_test(eval_bad_scale_detected),
       cmocka_unit_test(summary_line),           cmocka_unit_test(static_needs_ranges),
+      cmocka_unit_test(eval_lowbit),            cmocka_unit_test(lowbit_ref_properties),
+      cmocka_unit_test(lowbit_clip_search),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
