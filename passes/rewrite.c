@@ -2,6 +2,7 @@
 #include "passes/rewrite.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,4 +223,194 @@ bool lb_rw_match_linear(const struct lb_graph *g, const struct lb_node *node,
       .act = node->op == LB_OP_FUSED_MATMUL ? lb_node_attr_string(node, "act", "none") : "none",
   };
   return true;
+}
+
+/* ---- rescaling the input channels of linear layers (smoothquant, awq) ------- */
+
+static void *rw_grow(void *p, int32_t *cap, int32_t need, size_t elem) {
+  if (need <= *cap) return p;
+  int32_t c = *cap ? *cap * 2 : 8;
+  while (c < need) c *= 2;
+  p = realloc(p, elem * (size_t)c);
+  if (!p) abort();
+  *cap = c;
+  return p;
+}
+
+struct lb_rw_linear_group *lb_rw_group_linears(struct lb_graph *g, int32_t *n_groups) {
+  int32_t *uses = lb_rw_count_uses(g);
+  int32_t *group_of = malloc(sizeof *group_of * (size_t)(g->n_values ? g->n_values : 1));
+  if (!group_of) abort();
+  for (int32_t i = 0; i < g->n_values; i++) group_of[i] = -1;
+  struct lb_rw_linear_group *groups = NULL;
+  int32_t n = 0, cap = 0;
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    struct lb_rw_linear l;
+    if (!lb_rw_match_linear(g, g->nodes[i], &l)) continue;
+    int32_t gi = group_of[l.x->id];
+    if (gi < 0) {
+      groups = rw_grow(groups, &cap, n + 1, sizeof *groups);
+      groups[n] = (struct lb_rw_linear_group){.x = l.x};
+      gi = group_of[l.x->id] = n++;
+    }
+    struct lb_rw_linear_group *grp = &groups[gi];
+    grp->layers = rw_grow(grp->layers, &grp->cap_layers, grp->n_layers + 1, sizeof *grp->layers);
+    grp->layers[grp->n_layers++] = g->nodes[i];
+  }
+  for (int32_t i = 0; i < n; i++) groups[i].exclusive = uses[groups[i].x->id] == groups[i].n_layers;
+  free(uses);
+  free(group_of);
+  *n_groups = n;
+  return groups;
+}
+
+void lb_rw_linear_groups_free(struct lb_rw_linear_group *groups, int32_t n_groups) {
+  for (int32_t i = 0; i < n_groups; i++) free(groups[i].layers);
+  free(groups);
+}
+
+/* A fresh const with old's type holding `data`, placed before `reader`, which
+ * is made to read it at input `slot` instead of old. */
+static void replace_const_input(struct lb_rw_rescale *r, struct lb_node *reader, int32_t slot,
+                                const struct lb_type *type, const float *data) {
+  struct lb_value *old = reader->inputs[slot];
+  char base[256];
+  snprintf(base, sizeof base, "%s.%s", old->name, r->suffix);
+  struct lb_node *c = lb_graph_insert_const(r->g, reader, base, type, data);
+  reader->inputs[slot] = c->outputs[0];
+  r->replaced = rw_grow(r->replaced, &r->cap_replaced, r->n_replaced + 1, sizeof *r->replaced);
+  r->replaced[r->n_replaced++] = old->producer;
+}
+
+static float *copy_f32(const struct lb_graph *g, const struct lb_value *v) {
+  int64_t n = lb_shape_numel(&v->type.shape);
+  float *p = malloc(sizeof *p * (size_t)(n ? n : 1));
+  if (!p) abort();
+  memcpy(p, lb_value_const_data(g, v), sizeof *p * (size_t)n);
+  return p;
+}
+
+/* A constant f32 whose elements are one per channel of a K-channel last dim. */
+static bool per_channel_const(const struct lb_graph *g, const struct lb_value *v, int64_t k) {
+  return v && v->type.dtype == LB_DTYPE_F32 && lb_value_const_data(g, v) && !v->qparams &&
+         v->type.shape.rank >= 1 && lb_shape_numel(&v->type.shape) == k &&
+         v->type.shape.dims[v->type.shape.rank - 1] == k;
+}
+
+static bool fold_into_layer_norm(struct lb_rw_rescale *r, struct lb_node *ln, const float *s, int64_t k) {
+  int32_t rank = ln->inputs[0]->type.shape.rank;
+  int64_t axis = lb_node_attr_int(ln, "axis", -1);
+  if (axis < 0) axis += rank;
+  if (axis != rank - 1 || !per_channel_const(r->g, ln->inputs[1], k)) return false;
+  if (ln->n_inputs > 2 && ln->inputs[2] && !per_channel_const(r->g, ln->inputs[2], k)) return false;
+  for (int32_t slot = 1; slot < ln->n_inputs && slot <= 2; slot++) {
+    if (!ln->inputs[slot]) continue;
+    float *p = copy_f32(r->g, ln->inputs[slot]);
+    for (int64_t j = 0; j < k; j++) p[j] /= s[j];
+    replace_const_input(r, ln, slot, &ln->inputs[slot]->type, p);
+    free(p);
+  }
+  return true;
+}
+
+static bool fold_into_linear(struct lb_rw_rescale *r, struct lb_node *mm, const float *s, int64_t k) {
+  struct lb_rw_linear l;
+  if (!lb_rw_match_linear(r->g, mm, &l) || strcmp(l.act, "none") != 0 || l.n != k) return false;
+  if (l.bias && !per_channel_const(r->g, l.bias, k)) return false;
+  float *w = copy_f32(r->g, l.w);
+  for (int64_t row = 0; row < l.k; row++)
+    for (int64_t c = 0; c < l.n; c++) w[lb_rw_linear_index(&l, row, c)] /= s[c];
+  replace_const_input(r, mm, 1, &l.w->type, w);
+  free(w);
+  if (l.bias) {
+    float *b = copy_f32(r->g, l.bias);
+    for (int64_t c = 0; c < k; c++) b[c] /= s[c];
+    replace_const_input(r, mm, 2, &l.bias->type, b);
+    free(b);
+  }
+  return true;
+}
+
+/* mul(A, C) with A of X's type and C a constant: C becomes C' (C broadcast
+ * to last dim K) / s, which leaves the result's type unchanged. */
+static bool fold_into_mul(struct lb_rw_rescale *r, struct lb_node *mul, const float *s, int64_t k) {
+  struct lb_value *x = mul->outputs[0];
+  int32_t slot = lb_value_is_const(mul->inputs[1]) ? 1 : lb_value_is_const(mul->inputs[0]) ? 0 : -1;
+  if (slot < 0 || lb_value_is_const(mul->inputs[1 - slot])) return false;
+  struct lb_value *a = mul->inputs[1 - slot], *c = mul->inputs[slot];
+  if (a->type.dtype != LB_DTYPE_F32 || !lb_shape_equal(&a->type.shape, &x->type.shape)) return false;
+  if (c->type.dtype != LB_DTYPE_F32 || !lb_value_const_data(r->g, c) || c->qparams) return false;
+  struct lb_type t = c->type;
+  int64_t last = t.shape.rank ? t.shape.dims[t.shape.rank - 1] : 1;
+  if (last != 1 && last != k) return false;
+  if (t.shape.rank == 0) t.shape.rank = 1;
+  t.shape.dims[t.shape.rank - 1] = k;
+  int64_t rows = lb_shape_numel(&t.shape) / k;
+  const float *src = lb_value_const_data(r->g, c);
+  float *p = malloc(sizeof *p * (size_t)(rows * k));
+  if (!p) abort();
+  for (int64_t row = 0; row < rows; row++)
+    for (int64_t j = 0; j < k; j++) p[row * k + j] = src[row * last + (last == 1 ? 0 : j)] / s[j];
+  replace_const_input(r, mul, slot, &t, p);
+  free(p);
+  return true;
+}
+
+static bool fold_into_producer(struct lb_rw_rescale *r, struct lb_value *x, const float *s, int64_t k) {
+  struct lb_node *p = x->producer;
+  if (!p || p->dead || x->producer_output != 0) return false;
+  switch (p->op) {
+  case LB_OP_LAYER_NORM: return fold_into_layer_norm(r, p, s, k);
+  case LB_OP_MATMUL:
+  case LB_OP_FUSED_MATMUL:
+  case LB_OP_GEMM: return fold_into_linear(r, p, s, k);
+  case LB_OP_MUL: return fold_into_mul(r, p, s, k);
+  default: return false;
+  }
+}
+
+bool lb_rw_rescale_group(struct lb_rw_rescale *r, const struct lb_rw_linear_group *grp, const float *s) {
+  struct lb_graph *g = r->g;
+  struct lb_value *x = grp->x;
+  int64_t k = x->type.shape.dims[x->type.shape.rank - 1];
+  /* the readers' weights: row j times s_j */
+  for (int32_t i = 0; i < grp->n_layers; i++) {
+    struct lb_rw_linear l;
+    LB_ASSERT(lb_rw_match_linear(g, grp->layers[i], &l));
+    float *w = copy_f32(g, l.w);
+    for (int64_t row = 0; row < k; row++)
+      for (int64_t c = 0; c < l.n; c++) w[lb_rw_linear_index(&l, row, c)] *= s[row];
+    replace_const_input(r, grp->layers[i], 1, &l.w->type, w);
+    free(w);
+  }
+  /* x itself: divided by s in its producer, or by an explicit mul */
+  if (grp->exclusive && fold_into_producer(r, x, s, k)) return true;
+  float *inv = malloc(sizeof *inv * (size_t)k);
+  if (!inv) abort();
+  for (int64_t j = 0; j < k; j++) inv[j] = 1.0f / s[j];
+  char base[256];
+  snprintf(base, sizeof base, "%s.%s_scale", x->name, r->suffix);
+  struct lb_type t = {.dtype = LB_DTYPE_F32, .shape = {.rank = 1, .dims = {k}}};
+  struct lb_value *sc = lb_graph_insert_const(g, grp->layers[0], base, &t, inv)->outputs[0];
+  free(inv);
+  snprintf(base, sizeof base, "%s.%s", x->name, r->suffix);
+  const char *names[1] = {base};
+  struct lb_value *in[2] = {x, sc};
+  /* named after the layer it serves, as the other inserted nodes (loc) */
+  struct lb_node *mul =
+      lb_graph_insert_node(g, grp->layers[0], LB_OP_MUL, grp->layers[0]->name, in, 2, names, 1);
+  mul->outputs[0]->type = x->type;
+  for (int32_t i = 0; i < grp->n_layers; i++) grp->layers[i]->inputs[0] = mul->outputs[0];
+  return false;
+}
+
+void lb_rw_rescale_finish(struct lb_rw_rescale *r) {
+  int32_t *uses = lb_rw_count_uses(r->g);
+  for (int32_t i = 0; i < r->n_replaced; i++)
+    if (lb_rw_unused(r->replaced[i], uses)) r->replaced[i]->dead = true;
+  free(uses);
+  lb_graph_compact(r->g);
+  free(r->replaced);
+  r->replaced = NULL;
+  r->n_replaced = r->cap_replaced = 0;
 }

@@ -52,7 +52,7 @@ bool lb_rw_unused(const struct lb_node *n, const int32_t *uses);
  * bias?) or gemm(x, W, c?) with transA = 0, where x is a non-constant f32
  * value whose last dim is K and W a constant f32 [K,N] (or [N,K] with
  * transB) with data and no qparams. W's element (k, n) is
- * w[trans_b ? n*K + k : k*N + n]. Used by smoothquant and split-outliers. */
+ * w[trans_b ? n*K + k : k*N + n]. Used by smoothquant, awq and split-outliers. */
 struct lb_rw_linear {
   struct lb_value *x, *w, *bias; /* bias: input 2 or NULL */
   const float *w_data;
@@ -65,5 +65,45 @@ bool lb_rw_match_linear(const struct lb_graph *g, const struct lb_node *node,
 static inline int64_t lb_rw_linear_index(const struct lb_rw_linear *l, int64_t k, int64_t n) {
   return l->trans_b ? n * l->k + k : k * l->n + n;
 }
+
+/* The linear layers (lb_rw_match_linear) that read one activation x, in node
+ * order; `exclusive` when they are x's only readers (and x is not returned).
+ * SmoothQuant and AWQ rescale each group's input channels together. */
+struct lb_rw_linear_group {
+  struct lb_value *x;
+  struct lb_node **layers; /* heap */
+  int32_t n_layers, cap_layers;
+  bool exclusive;
+};
+/* Heap array of the groups of g, first reader first; free with
+ * lb_rw_linear_groups_free. */
+struct lb_rw_linear_group *lb_rw_group_linears(struct lb_graph *g, int32_t *n_groups);
+void lb_rw_linear_groups_free(struct lb_rw_linear_group *groups, int32_t n_groups);
+
+/* Per-input-channel rescaling of a group (SmoothQuant, AWQ): row j of every
+ * layer's weight is multiplied by s[j] and x_j divided by s[j], so x.W is
+ * unchanged up to f32 rounding. The division is folded into x's producer when
+ * the group is exclusive:
+ *   - layer_norm (over the last axis): gamma_j /= s_j, beta_j /= s_j
+ *   - a linear layer with constant weight and act="none": output column j of
+ *     its weight and its bias are divided by s_j
+ *   - mul(A, C) with a constant C: C is broadcast to [.., K] and divided by s
+ * otherwise an explicit `mul(x, 1/s)` ("<x>.<suffix>", its constant
+ * "<x>.<suffix>_scale") is inserted and only the group's layers read it.
+ * Rewritten constants are fresh copies named "<old>.<suffix>" (a weight or
+ * gamma shared with another node is never changed under it); the replaced
+ * ones are remembered and removed by lb_rw_rescale_finish when nothing else
+ * reads them. */
+struct lb_rw_rescale {
+  struct lb_graph *g;
+  const char *suffix;
+  struct lb_node **replaced; /* const nodes whose readers got a rewritten copy */
+  int32_t n_replaced, cap_replaced;
+};
+/* True when 1/s was folded into x's producer, false for an explicit mul. */
+bool lb_rw_rescale_group(struct lb_rw_rescale *r, const struct lb_rw_linear_group *grp, const float *s);
+/* Removes the replaced constants nothing reads any more, compacts the graph
+ * and frees r's memory. */
+void lb_rw_rescale_finish(struct lb_rw_rescale *r);
 
 #endif

@@ -30,7 +30,9 @@
  *
  * Activation ranges change, so the graph must be calibrated again (for
  * activation scales) after this pass; the statistics it reads are those of
- * the unsmoothed graph. Argument: alpha in [0, 1] (default 0.5).
+ * the unsmoothed graph. Argument: alpha in [0, 1] (default 0.5). The grouping
+ * and the rescaling are lb_rw_group_linears / lb_rw_rescale_group (rewrite.c),
+ * shared with awq.
  */
 #include "passes/calib.h"
 #include "passes/pass.h"
@@ -44,143 +46,18 @@
 #define SQ_MIN_FACTOR 1e-4
 #define SQ_MAX_FACTOR 1e4
 
-/* The linear layers that read one activation, in node order. */
-struct sq_group {
-  struct lb_value *x;
-  struct lb_node **layers;
-  int32_t n_layers, cap_layers;
-  bool exclusive; /* the layers are X's only readers */
-};
-
 struct sq_state {
   struct lb_graph *g;
   struct lb_pass_context *ctx;
   double alpha;
-  struct lb_node **replaced; /* const nodes whose readers got a rewritten copy */
-  int32_t n_replaced, cap_replaced;
+  struct lb_rw_rescale rescale;
   int32_t n_folded, n_explicit;
   double max_factor;
 };
 
-static void *grow(void *p, int32_t *cap, int32_t need, size_t elem) {
-  if (need <= *cap) return p;
-  int32_t c = *cap ? *cap * 2 : 8;
-  while (c < need) c *= 2;
-  p = realloc(p, elem * (size_t)c);
-  if (!p) abort();
-  *cap = c;
-  return p;
-}
-
-static void note_replaced(struct sq_state *st, struct lb_value *old) {
-  st->replaced = grow(st->replaced, &st->cap_replaced, st->n_replaced + 1, sizeof *st->replaced);
-  st->replaced[st->n_replaced++] = old->producer;
-}
-
-/* A fresh const with old's type holding `data`, placed before `reader`, which
- * is made to read it at input `slot` instead of old. */
-static void replace_const_input(struct sq_state *st, struct lb_node *reader, int32_t slot,
-                                const struct lb_type *type, const float *data, const char *suffix) {
-  struct lb_value *old = reader->inputs[slot];
-  char base[256];
-  snprintf(base, sizeof base, "%s.%s", old->name, suffix);
-  struct lb_node *c = lb_graph_insert_const(st->g, reader, base, type, data);
-  reader->inputs[slot] = c->outputs[0];
-  note_replaced(st, old);
-}
-
-static float *copy_f32(const struct lb_graph *g, const struct lb_value *v) {
-  int64_t n = lb_shape_numel(&v->type.shape);
-  float *p = malloc(sizeof *p * (size_t)(n ? n : 1));
-  if (!p) abort();
-  memcpy(p, lb_value_const_data(g, v), sizeof *p * (size_t)n);
-  return p;
-}
-
-/* A constant f32 whose elements are one per channel of a K-channel last dim. */
-static bool per_channel_const(const struct lb_graph *g, const struct lb_value *v, int64_t k) {
-  return v && v->type.dtype == LB_DTYPE_F32 && lb_value_const_data(g, v) && !v->qparams &&
-         v->type.shape.rank >= 1 && lb_shape_numel(&v->type.shape) == k &&
-         v->type.shape.dims[v->type.shape.rank - 1] == k;
-}
-
-/* ---- folding 1/s into X's producer ------------------------------------------ */
-
-static bool fold_into_layer_norm(struct sq_state *st, struct lb_node *ln, const float *s, int64_t k) {
-  int32_t rank = ln->inputs[0]->type.shape.rank;
-  int64_t axis = lb_node_attr_int(ln, "axis", -1);
-  if (axis < 0) axis += rank;
-  if (axis != rank - 1 || !per_channel_const(st->g, ln->inputs[1], k)) return false;
-  if (ln->n_inputs > 2 && ln->inputs[2] && !per_channel_const(st->g, ln->inputs[2], k)) return false;
-  for (int32_t slot = 1; slot < ln->n_inputs && slot <= 2; slot++) {
-    if (!ln->inputs[slot]) continue;
-    float *p = copy_f32(st->g, ln->inputs[slot]);
-    for (int64_t j = 0; j < k; j++) p[j] /= s[j];
-    replace_const_input(st, ln, slot, &ln->inputs[slot]->type, p, "smooth");
-    free(p);
-  }
-  return true;
-}
-
-static bool fold_into_linear(struct sq_state *st, struct lb_node *mm, const float *s, int64_t k) {
-  struct lb_rw_linear l;
-  if (!lb_rw_match_linear(st->g, mm, &l) || strcmp(l.act, "none") != 0 || l.n != k) return false;
-  if (l.bias && !per_channel_const(st->g, l.bias, k)) return false;
-  float *w = copy_f32(st->g, l.w);
-  for (int64_t r = 0; r < l.k; r++)
-    for (int64_t c = 0; c < l.n; c++) w[lb_rw_linear_index(&l, r, c)] /= s[c];
-  replace_const_input(st, mm, 1, &l.w->type, w, "smooth");
-  free(w);
-  if (l.bias) {
-    float *b = copy_f32(st->g, l.bias);
-    for (int64_t c = 0; c < k; c++) b[c] /= s[c];
-    replace_const_input(st, mm, 2, &l.bias->type, b, "smooth");
-    free(b);
-  }
-  return true;
-}
-
-/* mul(A, C) with A of X's type and C a constant: C becomes C' (C broadcast
- * to last dim K) / s, which leaves the result's type unchanged. */
-static bool fold_into_mul(struct sq_state *st, struct lb_node *mul, const float *s, int64_t k) {
-  struct lb_value *x = mul->outputs[0];
-  int32_t slot = lb_value_is_const(mul->inputs[1]) ? 1 : lb_value_is_const(mul->inputs[0]) ? 0 : -1;
-  if (slot < 0 || lb_value_is_const(mul->inputs[1 - slot])) return false;
-  struct lb_value *a = mul->inputs[1 - slot], *c = mul->inputs[slot];
-  if (a->type.dtype != LB_DTYPE_F32 || !lb_shape_equal(&a->type.shape, &x->type.shape)) return false;
-  if (c->type.dtype != LB_DTYPE_F32 || !lb_value_const_data(st->g, c) || c->qparams) return false;
-  struct lb_type t = c->type;
-  int64_t last = t.shape.rank ? t.shape.dims[t.shape.rank - 1] : 1;
-  if (last != 1 && last != k) return false;
-  if (t.shape.rank == 0) t.shape.rank = 1;
-  t.shape.dims[t.shape.rank - 1] = k;
-  int64_t rows = lb_shape_numel(&t.shape) / k;
-  const float *src = lb_value_const_data(st->g, c);
-  float *p = malloc(sizeof *p * (size_t)(rows * k));
-  if (!p) abort();
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t j = 0; j < k; j++) p[r * k + j] = src[r * last + (last == 1 ? 0 : j)] / s[j];
-  replace_const_input(st, mul, slot, &t, p, "smooth");
-  free(p);
-  return true;
-}
-
-static bool fold_into_producer(struct sq_state *st, struct lb_value *x, const float *s, int64_t k) {
-  struct lb_node *p = x->producer;
-  if (!p || p->dead || x->producer_output != 0) return false;
-  switch (p->op) {
-  case LB_OP_LAYER_NORM: return fold_into_layer_norm(st, p, s, k);
-  case LB_OP_MATMUL:
-  case LB_OP_FUSED_MATMUL:
-  case LB_OP_GEMM: return fold_into_linear(st, p, s, k);
-  case LB_OP_MUL: return fold_into_mul(st, p, s, k);
-  default: return false;
-  }
-}
-
 /* ---- one activation ----------------------------------------------------------- */
 
-static enum lb_status smooth_group(struct sq_state *st, const struct sq_group *grp) {
+static enum lb_status smooth_group(struct sq_state *st, const struct lb_rw_linear_group *grp) {
   struct lb_graph *g = st->g;
   struct lb_value *x = grp->x;
   int64_t k = x->type.shape.dims[x->type.shape.rank - 1];
@@ -214,39 +91,10 @@ static enum lb_status smooth_group(struct sq_state *st, const struct sq_group *g
     st->max_factor = fmax(st->max_factor, s[j]);
   }
 
-  /* the readers' weights: row j times s_j */
-  for (int32_t i = 0; i < grp->n_layers; i++) {
-    struct lb_rw_linear l;
-    LB_ASSERT(lb_rw_match_linear(g, grp->layers[i], &l));
-    float *w = copy_f32(g, l.w);
-    for (int64_t r = 0; r < k; r++)
-      for (int64_t c = 0; c < l.n; c++) w[lb_rw_linear_index(&l, r, c)] *= s[r];
-    replace_const_input(st, grp->layers[i], 1, &l.w->type, w, "smooth");
-    free(w);
-  }
-
-  /* X itself: divided by s in its producer, or by an explicit mul */
-  if (grp->exclusive && fold_into_producer(st, x, s, k)) {
+  if (lb_rw_rescale_group(&st->rescale, grp, s))
     st->n_folded++;
-  } else {
-    float *inv = malloc(sizeof *inv * (size_t)k);
-    if (!inv) abort();
-    for (int64_t j = 0; j < k; j++) inv[j] = 1.0f / s[j];
-    char base[256];
-    snprintf(base, sizeof base, "%s.smooth_scale", x->name);
-    struct lb_type t = {.dtype = LB_DTYPE_F32, .shape = {.rank = 1, .dims = {k}}};
-    struct lb_value *sc = lb_graph_insert_const(g, grp->layers[0], base, &t, inv)->outputs[0];
-    free(inv);
-    snprintf(base, sizeof base, "%s.smooth", x->name);
-    const char *names[1] = {base};
-    struct lb_value *in[2] = {x, sc};
-    /* named after the layer it serves, as the other inserted nodes (loc) */
-    struct lb_node *mul =
-        lb_graph_insert_node(g, grp->layers[0], LB_OP_MUL, grp->layers[0]->name, in, 2, names, 1);
-    mul->outputs[0]->type = x->type;
-    for (int32_t i = 0; i < grp->n_layers; i++) grp->layers[i]->inputs[0] = mul->outputs[0];
+  else
     st->n_explicit++;
-  }
   free(wmax);
   free(s);
   return LB_OK;
@@ -268,44 +116,14 @@ enum lb_status lb_pass_smoothquant(struct lb_graph *g, struct lb_pass_context *c
     return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL,
                          "smoothquant: alpha=%s: expected a number in [0, 1]", lb_pass_arg(ctx, "alpha"));
 
-  /* group the linear layers by the activation they read (first reader first) */
-  int32_t *uses = lb_rw_count_uses(g);
-  int32_t *group_of = malloc(sizeof *group_of * (size_t)(g->n_values ? g->n_values : 1));
-  if (!group_of) abort();
-  for (int32_t i = 0; i < g->n_values; i++) group_of[i] = -1;
-  struct sq_group *groups = NULL;
-  int32_t n_groups = 0, cap_groups = 0;
-  for (int32_t i = 0; i < g->n_nodes; i++) {
-    struct lb_rw_linear l;
-    if (!lb_rw_match_linear(g, g->nodes[i], &l)) continue;
-    int32_t gi = group_of[l.x->id];
-    if (gi < 0) {
-      groups = grow(groups, &cap_groups, n_groups + 1, sizeof *groups);
-      groups[n_groups] = (struct sq_group){.x = l.x};
-      gi = group_of[l.x->id] = n_groups++;
-    }
-    struct sq_group *grp = &groups[gi];
-    grp->layers = grow(grp->layers, &grp->cap_layers, grp->n_layers + 1, sizeof *grp->layers);
-    grp->layers[grp->n_layers++] = g->nodes[i];
-  }
-  for (int32_t i = 0; i < n_groups; i++) groups[i].exclusive = uses[groups[i].x->id] == groups[i].n_layers;
-  free(uses);
-  free(group_of);
-
+  st.rescale = (struct lb_rw_rescale){.g = g, .suffix = "smooth"};
+  int32_t n_groups;
+  struct lb_rw_linear_group *groups = lb_rw_group_linears(g, &n_groups);
   enum lb_status status = LB_OK;
   for (int32_t i = 0; i < n_groups && status == LB_OK; i++) status = smooth_group(&st, &groups[i]);
-  for (int32_t i = 0; i < n_groups; i++) free(groups[i].layers);
-  free(groups);
-
-  if (n_groups > 0) {
-    ctx->changed = true;
-    uses = lb_rw_count_uses(g);
-    for (int32_t i = 0; i < st.n_replaced; i++)
-      if (lb_rw_unused(st.replaced[i], uses)) st.replaced[i]->dead = true;
-    free(uses);
-    lb_graph_compact(g);
-  }
-  free(st.replaced);
+  lb_rw_linear_groups_free(groups, n_groups);
+  if (n_groups > 0) ctx->changed = true;
+  lb_rw_rescale_finish(&st.rescale);
   if (status == LB_OK)
     lb_diag_note(ctx->diag,
                  "smoothquant: %d activations, %d folded into layer_norm/matmul/mul, %d explicit "
