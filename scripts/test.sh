@@ -46,10 +46,14 @@ step e2e-aarch64-qemu $PY tests/e2e/run.py --lowbit "$LOWBIT" --models tests/fix
   --target aarch64-linux-gnu --runner qemu-aarch64
 step gpt-fixture sh tests/gpt/check_fixture.sh "$LOWBIT"
 step gpt-quantized-imports sh tests/gpt/check_quantized_imports.sh "$LOWBIT"
+# onnxruntime MatMulNBits (4-bit RTN, blocks 32/128) versions: perplexity equals onnxruntime's.
+step gpt-nbits sh tests/gpt/check_nbits.sh "$LOWBIT"
 # INT8 accuracy on the GPT fixture (w8, w8a8-dynamic, w8a8 against fp32) and on its
 # outlier variant (plain w8a8 breaks, --smoothquant and --outliers recover).
 step gpt-quant sh tests/gpt/check_quant.sh "$LOWBIT"
 step gpt-outliers sh tests/gpt/check_outlier_variant.sh "$LOWBIT"
+# Low-bit weights (issue 4): w4/w3 RTN and GPTQ perplexity budgets on the GPT fixture.
+step gpt-lowbit sh tests/gpt/check_lowbit.sh "$LOWBIT"
 # Hostile models and input files (tests/hostile): every bad case fails cleanly,
 # controls compile and compute the right outputs. The corpus is generated here.
 step hostile-corpus $PY tests/hostile/make_corpus.py build/hostile-corpus

@@ -65,7 +65,18 @@ static const char usage_text[] =
     "quantization (docs/quantization.md):\n"
     "  --quant S               int8 linear layers: w8a8 (static activation scales; needs\n"
     "                          --calib or --load-calib), w8a8-dynamic (per-row scales at\n"
-    "                          run time), w8 (int8 weights, float activations)\n"
+    "                          run time), w8 (int8 weights, float activations); or\n"
+    "                          w4, w3, w2: group-wise low-bit weights, float activations\n"
+    "  --group-size G          low-bit: one f16 scale per G inputs of a column (default 32;\n"
+    "                          0 = one per output column)\n"
+    "  --asym                  low-bit: asymmetric (zero points; default symmetric)\n"
+    "  --weight-algo A         low-bit: rtn (round to nearest, default), gptq, awq or\n"
+    "                          awq+gptq (all but rtn need --calib)\n"
+    "  --clip                  low-bit: search each group's clipping range (least error)\n"
+    "  --act-order             gptq: quantize inputs by descending activation energy\n"
+    "  --act A                 low-bit: activations f32 (default; weights dequantized in\n"
+    "                          registers) or int8 (per-row scales at run time, integer dot\n"
+    "                          products: faster, slightly less accurate)\n"
     "  --smoothquant[=A]       migrate activation outliers into the weights first\n"
     "                          (alpha A, default 0.5; needs --quant and --calib)\n"
     "  --outliers=T            keep input channels with |x| > T in float (LLM.int8();\n"
@@ -114,8 +125,12 @@ static void str_list_push(struct str_list *l, const char *s) {
 struct compile_args {
   const char *input, *output, *name, *target, *cpu, *features, *pipeline, *dump_dir;
   const char *calib_dir, *save_calib, *load_calib, *calib_method_arg, *calib_scheme_arg;
-  const char *quant_arg, *quant_report;
+  const char *quant_arg, *quant_report, *group_arg, *weight_algo_arg;
   enum lb_quant_scheme quant;
+  int64_t group;
+  bool asym, clip, act_order, act_int8;
+  const char *act_arg;
+  enum lb_weight_algo weight_algo;
   bool smoothquant, outliers;
   double alpha, threshold;
   struct lb_calib_method calib_method;
@@ -195,6 +210,18 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->calib_scheme_arg = v;
     } else if ((v = option_value(argc, argv, &i, "--quant"))) {
       a->quant_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--group-size"))) {
+      a->group_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--weight-algo"))) {
+      a->weight_algo_arg = v;
+    } else if (strcmp(arg, "--asym") == 0) {
+      a->asym = true;
+    } else if (strcmp(arg, "--clip") == 0) {
+      a->clip = true;
+    } else if (strcmp(arg, "--act-order") == 0) {
+      a->act_order = true;
+    } else if ((v = option_value(argc, argv, &i, "--act"))) {
+      a->act_arg = v;
     } else if (strcmp(arg, "--smoothquant") == 0) {
       a->smoothquant = true;
       a->alpha = 0.5;
@@ -286,6 +313,35 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
             a->quant_arg, lb_quant_scheme_list);
     exit(EXIT_USAGE);
   }
+  bool lowbit = a->quant_arg && lb_quant_scheme_bits(a->quant) < 8;
+  if (!lowbit && (a->group_arg || a->weight_algo_arg || a->asym || a->clip || a->act_order || a->act_arg))
+    usage_error("%s", "--group-size, --asym, --weight-algo, --clip, --act-order and --act need --quant w4, w3 or w2");
+  if (a->act_arg) {
+    if (strcmp(a->act_arg, "int8") == 0) a->act_int8 = true;
+    else if (strcmp(a->act_arg, "f32") != 0) usage_error("unknown --act '%s' (f32, int8)", a->act_arg);
+  }
+  a->group = 32;
+  if (a->group_arg) {
+    char *end;
+    errno = 0;
+    long long gs = strtoll(a->group_arg, &end, 10);
+    if (errno || end == a->group_arg || *end || gs < 0 || gs > INT32_MAX)
+      usage_error("--group-size must be a non-negative integer (0 = per output column): '%s'", a->group_arg);
+    a->group = gs;
+  }
+  a->weight_algo = LB_WALGO_RTN;
+  if (a->weight_algo_arg && !lb_weight_algo_parse(a->weight_algo_arg, &a->weight_algo)) {
+    fprintf(stderr, "lowbit: error: unknown --weight-algo '%s' (%s)\n(run 'lowbit --help' for usage)\n",
+            a->weight_algo_arg, lb_weight_algo_list);
+    exit(EXIT_USAGE);
+  }
+  if (lowbit && a->weight_algo != LB_WALGO_RTN && !a->calib_dir)
+    usage_error("--weight-algo %s needs --calib DIR (the samples its statistics come from)", a->weight_algo_arg);
+  if (a->act_order && a->weight_algo != LB_WALGO_GPTQ && a->weight_algo != LB_WALGO_AWQ_GPTQ)
+    usage_error("%s", "--act-order needs --weight-algo gptq (or awq+gptq)");
+  if (lowbit && (a->smoothquant || a->outliers))
+    usage_error("--smoothquant and --outliers prepare int8 activations, not %s weights (use --weight-algo awq)",
+                a->quant_arg);
   /* --quant w8a8: one extreme value should not set a tensor's scale; on the GPT
    * fixture percentile:99.99 loses <= 0.002 perplexity at 16-64 samples where
    * minmax loses up to 0.010 (docs/quantization.md, "Accuracy") */
@@ -439,6 +495,7 @@ static int cmd_compile(int argc, char **argv) {
         .threshold = a.threshold, .calib_dir = a.calib_dir, .load_calib = a.load_calib,
         .save_calib = a.save_calib, .method = a.calib_method, .calib_scheme = a.calib_scheme,
         .report_path = a.quant_report, .pipeline = a.pipeline, .po = &po, .jit = &jit, .verbose = a.verbose,
+        .group = a.group, .asym = a.asym, .clip = a.clip, .act_order = a.act_order, .act_int8 = a.act_int8, .weight_algo = a.weight_algo,
     };
     st = lb_quant_flow_run(g, &qf, &d);
   } else {

@@ -88,11 +88,13 @@ static enum lb_status run_stage(struct lb_graph *g, const char *pipeline, const 
 }
 
 /* Calibrates a copy of g on the samples, for activation ranges or (!ranges)
- * for the per-channel statistics of smoothquant/split-outliers. The
+ * for the per-channel statistics of smoothquant/split-outliers, plus
+ * operand_kinds (LB_CALIB_*) on the layers' activation operands: awq's mean
+ * |x| and rows, gptq's Hessians. The
  * calibration build's own notes (its memory plan) are dropped; its errors are
  * kept. */
 static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_quant_flow *f, bool ranges,
-                                     struct lb_calib_result *res, struct lb_diag *d) {
+                                     int32_t operand_kinds, struct lb_calib_result *res, struct lb_diag *d) {
   double t0 = now_ms();
   struct lb_diag cd;
   lb_diag_init(&cd, d->file);
@@ -101,7 +103,8 @@ static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_q
   struct lb_progress pr = {.tty = isatty(2) != 0, .what = "calibrating"};
   struct lb_codegen_options co = f->jit ? *f->jit : (struct lb_codegen_options){.opt_level = 3};
   co.model_name = "lowbit_calib";
-  struct lb_calib_run_options ro = {.cg = &co, .progress = lb_progress_show, .progress_ctx = &pr};
+  struct lb_calib_run_options ro = {.cg = &co, .progress = lb_progress_show, .progress_ctx = &pr,
+                                    .operand_kinds = operand_kinds};
   if (st == LB_OK) st = lb_calibrate(gc, f->calib_dir, &ro, res, &cd);
   lb_graph_free(gc);
   if (st != LB_OK) {
@@ -112,6 +115,8 @@ static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_q
   }
   lb_diag_free(&cd);
   char what[96] = "per-channel statistics";
+  if (operand_kinds & LB_CALIB_HESSIAN) snprintf(what, sizeof what, "Hessians of the layer inputs");
+  else if (operand_kinds) snprintf(what, sizeof what, "channel means and sampled rows of the layer inputs");
   if (ranges) {
     char method[64];
     lb_calib_method_format(&f->method, method, sizeof method);
@@ -130,7 +135,7 @@ static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_q
 static enum lb_status stats_pass(struct lb_graph *g, const struct lb_quant_flow *f, const char *pipe,
                                  const char *stage, struct lb_diag *d) {
   struct lb_calib_result stats = {0};
-  enum lb_status st = calibrate_copy(g, f, false, &stats, d);
+  enum lb_status st = calibrate_copy(g, f, false, 0, &stats, d);
   if (st == LB_OK) st = run_stage(g, pipe, f, stage, &stats, d);
   lb_calib_result_free(&stats);
   return st;
@@ -160,13 +165,58 @@ static enum lb_status attach_ranges(struct lb_graph *g, const struct lb_quant_fl
     return st;
   }
   struct lb_calib_result res = {0};
-  enum lb_status st = calibrate_copy(g, f, true, &res, d);
+  enum lb_status st = calibrate_copy(g, f, true, 0, &res, d);
   struct lb_calib_file_info info = {.model = g->name, .samples = res.samples, .method = f->method,
                                     .scheme = f->calib_scheme};
   if (st == LB_OK && f->save_calib) st = lb_calib_write_json(f->save_calib, res.stats, res.n_stats, &info, d);
   if (st == LB_OK && f->scheme == LB_QUANT_W8A8) st = lb_calib_attach(g, res.stats, res.n_stats, &info, d);
   lb_calib_result_free(&res);
   return st;
+}
+
+const char lb_weight_algo_list[] = "rtn, gptq, awq, awq+gptq";
+
+bool lb_weight_algo_parse(const char *s, enum lb_weight_algo *out) {
+  static const char *const names[LB_WALGO_COUNT] = {[LB_WALGO_RTN] = "rtn", [LB_WALGO_GPTQ] = "gptq",
+                                                    [LB_WALGO_AWQ] = "awq", [LB_WALGO_AWQ_GPTQ] = "awq+gptq"};
+  for (int i = 0; i < LB_WALGO_COUNT; i++)
+    if (s && strcmp(s, names[i]) == 0) {
+      *out = (enum lb_weight_algo)i;
+      return true;
+    }
+  return false;
+}
+
+/* Low-bit weights: awq's scales first (calibrated on g), then gptq (on
+ * Hessians of g as awq left it) or RTN. */
+static enum lb_status lowbit_weights(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d) {
+  int32_t bits = lb_quant_scheme_bits(f->scheme);
+  char pipe[160];
+  enum lb_status st = LB_OK;
+  bool awq = f->weight_algo == LB_WALGO_AWQ || f->weight_algo == LB_WALGO_AWQ_GPTQ;
+  bool gptq = f->weight_algo == LB_WALGO_GPTQ || f->weight_algo == LB_WALGO_AWQ_GPTQ;
+  if (awq) {
+    struct lb_calib_result stats = {0};
+    st = calibrate_copy(g, f, false, LB_CALIB_ABSMEAN_CHANNEL | LB_CALIB_ROWS, &stats, d);
+    snprintf(pipe, sizeof pipe, "awq{bits=%d group=%lld asym=%d clip=%d}", (int)bits, (long long)f->group,
+             (int)f->asym, (int)f->clip);
+    if (st == LB_OK) st = run_stage(g, pipe, f, "2-awq", &stats, d);
+    lb_calib_result_free(&stats);
+  }
+  if (st != LB_OK) return st;
+  if (gptq) {
+    struct lb_calib_result stats = {0};
+    st = calibrate_copy(g, f, false, LB_CALIB_HESSIAN, &stats, d);
+    snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld asym=%d act_order=%d clip=%d act=%s},dce", (int)bits,
+             (long long)f->group, (int)f->asym, (int)f->act_order, (int)f->clip, f->act_int8 ? "dynamic" : "none");
+    if (st == LB_OK) st = run_stage(g, pipe, f, "3-quantize", &stats, d);
+    lb_calib_result_free(&stats);
+    return st;
+  }
+  snprintf(pipe, sizeof pipe, "quantize{scheme=%s group=%lld asym=%d clip=%d act=%s},dce",
+           lb_quant_scheme_name(f->scheme), (long long)f->group, (int)f->asym, (int)f->clip,
+           f->act_int8 ? "dynamic" : "none");
+  return run_stage(g, pipe, f, "3-quantize", NULL, d);
 }
 
 static enum lb_status report(const struct lb_graph *float_g, const struct lb_graph *quant_g,
@@ -197,16 +247,18 @@ enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow 
   free(first);
   if (st == LB_OK && (f->smoothquant || f->outliers)) st = smooth(g, f, d);
   bool need_ranges = f->scheme == LB_QUANT_W8A8 || (f->calib_dir && f->save_calib);
-  if (st == LB_OK && f->calib_dir && !need_ranges && !f->report_path && !f->smoothquant && !f->outliers)
+  bool lowbit = lb_quant_scheme_bits(f->scheme) < 8;
+  if (st == LB_OK && f->calib_dir && !need_ranges && !f->report_path && !f->smoothquant && !f->outliers &&
+      !(lowbit && f->weight_algo != LB_WALGO_RTN))
     fprintf(stderr, "lowbit: note: --quant %s uses no activation ranges; --calib %s only feeds --save-calib, "
-                    "--quant-report, --smoothquant and --outliers\n",
+                    "--quant-report, --smoothquant, --outliers and --weight-algo gptq|awq\n",
             lb_quant_scheme_name(f->scheme), f->calib_dir);
   if (st == LB_OK && need_ranges) st = attach_ranges(g, f, d);
   struct lb_graph *float_g = NULL;
   if (st == LB_OK && f->report_path) float_g = lb_graph_clone(g);
   char pipe[64];
   snprintf(pipe, sizeof pipe, "quantize{scheme=%s},dce", lb_quant_scheme_name(f->scheme));
-  if (st == LB_OK) st = run_stage(g, pipe, f, "3-quantize", NULL, d);
+  if (st == LB_OK) st = lowbit ? lowbit_weights(g, f, d) : run_stage(g, pipe, f, "3-quantize", NULL, d);
   if (st == LB_OK) {
     struct lb_quant_summary sum;
     char line[512];

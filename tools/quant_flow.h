@@ -8,6 +8,18 @@
 #include "passes/pass.h"
 #include "passes/quantize.h"
 
+/* How low-bit weights are chosen (--weight-algo). */
+enum lb_weight_algo {
+  LB_WALGO_RTN,      /* round to nearest (quantize), optionally with the clipping search */
+  LB_WALGO_GPTQ,     /* gptq, on calibrated Hessians */
+  LB_WALGO_AWQ,      /* awq scales (calibrated), then RTN */
+  LB_WALGO_AWQ_GPTQ, /* awq scales, then gptq on Hessians of the scaled graph */
+  LB_WALGO_COUNT
+};
+/* "rtn", "gptq", "awq", "awq+gptq"; false for anything else. */
+bool lb_weight_algo_parse(const char *s, enum lb_weight_algo *out);
+extern const char lb_weight_algo_list[];
+
 struct lb_quant_flow {
   enum lb_quant_scheme scheme;
   bool smoothquant;                /* --smoothquant[=A] */
@@ -19,6 +31,11 @@ struct lb_quant_flow {
   struct lb_calib_method method;   /* --calib-method, --calib-scheme */
   enum lb_calib_scheme calib_scheme;
   const char *report_path;         /* --quant-report */
+  /* low-bit weights (w4, w3, w2) */
+  int64_t group;                   /* --group-size: 0 = per output column */
+  bool asym, clip, act_order;      /* --asym, --clip, --act-order */
+  bool act_int8;                   /* --act int8: per-row int8 activations (act=dynamic) */
+  enum lb_weight_algo weight_algo; /* --weight-algo */
   const char *pipeline;            /* the user's pipeline; its plan-memory runs last */
   const struct lb_pass_options *po;/* the user's print/dump/verify options */
   const struct lb_codegen_options *jit; /* cpu/features/opt level of the calibration runs */
@@ -34,9 +51,15 @@ struct lb_quant_flow {
  *      ranges (or --load-calib them); --save-calib writes them;
  *   4. quantize{scheme=S},dce, then the --quant-report against the float g of
  *      step 3, then plan-memory (when the pipeline has it).
+ * Low-bit schemes (w4, w3, w2) replace steps 2-4 by the weight algorithm:
+ *   awq: calibrate (mean |x| and sampled rows of the layer inputs), then
+ *        awq{bits group asym clip} (scales folded into the producers);
+ *   gptq: calibrate (Hessians of the layer inputs, of the graph after awq),
+ *        then gptq{bits group asym act_order clip},dce;
+ *   rtn (and after awq alone): quantize{scheme=wN group asym clip},dce.
  * Prints the calibration summaries and the quantization summary (one line
  * each) on stderr. With --dump-dir DIR the stages dump into DIR/1-passes,
- * DIR/2-smoothquant, DIR/2-split-outliers, DIR/3-quantize, DIR/4-plan. */
+ * DIR/2-smoothquant, DIR/2-split-outliers, DIR/2-awq, DIR/3-quantize, DIR/4-plan. */
 enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d);
 
 /* Progress of a long step on stderr: a bar redrawn per sample when stderr is a
