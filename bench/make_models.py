@@ -23,6 +23,10 @@ onnxruntime's quantize_dynamic / quantize_static, since there is no Python onnxr
         model.dyn.onnx   quantize_dynamic
         calib/           the same 32 windows as lowbit calibration samples (calib/wNN/input_0.pb);
                          lowbit compiles with --quant w8a8 --calib calib (and w8a8-dynamic)
+4-bit variant of mlp8x4096_b1 (issue 4): model.q4.onnx is onnxruntime's MatMulNBits form
+(block 32, symmetric, accuracy_level 4 = int8 compute, its fastest mode), made by
+tests/gpt/ort_nbits.py (emulating onnxruntime's MatMulNBits quantizer); lowbit compiles the
+float model with --quant w4 --group-size 32 (--act int8, and f32 activations).
 Pass --no-int8 to write only the float models.
 """
 import argparse
@@ -42,6 +46,7 @@ CALIB_WINDOWS = 32
 
 sys.path.insert(0, os.path.join(REPO, "tests", "gpt"))
 import ort_quantize  # noqa: E402 (tests/gpt/ort_quantize.py)
+import ort_nbits  # noqa: E402 (tests/gpt/ort_nbits.py)
 
 
 def save(model, path, external_name=None):
@@ -68,7 +73,7 @@ def write_pb(path, arr, name):
         f.write(numpy_helper.from_array(arr, name).SerializeToString())
 
 
-def mlp(name, layers, width, batch, seed, outdir, external=False, int8=None):
+def mlp(name, layers, width, batch, seed, outdir, external=False, int8=None, int4=False):
     rng = np.random.default_rng(seed)
     d = os.path.join(outdir, name)
     os.makedirs(d, exist_ok=True)
@@ -104,6 +109,19 @@ def mlp(name, layers, width, batch, seed, outdir, external=False, int8=None):
         save(ort_quantize.quantize_dynamic(model), os.path.join(d, "model.dyn.onnx"),
              "weights.dyn.bin" if external else None)
         variants.append(variant(int8, ["--quant", int8], "model.dyn.onnx", "quantize_dynamic"))
+    if int4:
+        q4 = onnx.ModelProto()
+        q4.CopyFrom(model)
+        ort_nbits.quantize_model(q4, 4, 32, True, 4)
+        save(q4, os.path.join(d, "model.q4.onnx"), "weights.q4.bin" if external else None)
+        del q4
+        for flags, label in ((["--act", "int8"], "w4g32-act-int8"), ([], "w4g32")):
+            v = variant(label, ["--quant", "w4", "--group-size", "32"] + flags, "model.q4.onnx",
+                        "MatMulNBits b32 acc4")
+            # issue 4: at least 2.5x faster than fp32; packed 4-bit codes + f16 scales
+            v["min_speedup"] = 2.5
+            v["weight_bytes"] = layers * width * width // 2 + layers * (width // 32) * width * 2
+            variants.append(v)
     save(model, os.path.join(d, "model.onnx"), "weights.bin" if external else None)
     del model, inits
     x = rng.standard_normal((batch, width), dtype=np.float32)
@@ -164,7 +182,8 @@ def gpt(src, outdir, seq=128, batch=1, int8=True):
 MODELS = {
     "mlp4x1024_b1": lambda o, a: mlp("mlp4x1024_b1", 4, 1024, 1, 101, o, int8=a.int8 and "w8"),
     "mlp4x1024_b64": lambda o, a: mlp("mlp4x1024_b64", 4, 1024, 64, 101, o, int8=a.int8 and "w8a8-dynamic"),
-    "mlp8x4096_b1": lambda o, a: mlp("mlp8x4096_b1", 8, 4096, 1, 202, o, external=True, int8=a.int8 and "w8"),
+    "mlp8x4096_b1": lambda o, a: mlp("mlp8x4096_b1", 8, 4096, 1, 202, o, external=True, int8=a.int8 and "w8",
+                                     int4=a.int8),
     "gpt": lambda o, a: gpt(a.gpt, o, int8=a.int8),
 }
 
