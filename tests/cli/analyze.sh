@@ -1,0 +1,186 @@
+#!/bin/sh
+# lowbit analyze (issue 4, layer sensitivity): a three-layer MLP whose middle
+# layer has one huge weight per column (so w4/w2 RTN rounds the rest of its
+# group to zero) must rank that layer first; the reported errors (mse and kl)
+# and bytes must match a numpy model of RTN with that one layer quantized; the
+# list form, --json, gptq, progress lines and the usage errors.
+# Usage: analyze.sh LOWBIT_BIN
+set -u
+LOWBIT=$1
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+check_usage() { # check_usage NAME STDERR_FRAGMENT CMD... : exit 2 and the fragment on stderr
+  name=$1; frag=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"
+  rc=$?
+  if [ "$rc" -eq 2 ] && grep -q -- "$frag" "$T/err"; then ok; else
+    bad "$name: exit $rc, want 2 and '$frag', stderr:"; head -5 "$T/err"
+  fi
+}
+
+# x [8,64] -> MatMul w1 [64,64] + b1 -> Relu -> MatMul w2 [64,64] + b2 -> Relu
+#          -> MatMul w3 [64,16] + b3 -> y [8,16] (logits); w2[5,:] = w2[37,:] = 4 (others ~0.12)
+"$PY" - "$T" <<'PYEOF' || { echo "FAIL: model/sample generation"; exit 1; }
+import os, sys
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
+t = sys.argv[1]
+rng = np.random.default_rng(11)
+sizes = [64, 64, 64, 16]
+inits, nodes, x = [], [], "x"
+W = []
+for i in range(3):
+    w = (rng.standard_normal((sizes[i], sizes[i + 1])) / np.sqrt(sizes[i])).astype(np.float32)
+    b = (0.1 * rng.standard_normal(sizes[i + 1])).astype(np.float32)
+    if i == 0:  # inputs 5 and 37 of fc1 nearly 0: its outliers below add little to its output
+        w[:, [5, 37]] *= 0.01
+        b[[5, 37]] = 0
+    if i == 1:  # one outlier per group of 32: RTN rounds the rest of fc1 to 0
+        w[[5, 37], :] = 4.0
+    W.append((w, b))
+    inits += [numpy_helper.from_array(w, "w%d" % i), numpy_helper.from_array(b, "b%d" % i)]
+    nodes.append(helper.make_node("MatMul", [x, "w%d" % i], ["mm%d" % i], name="/fc%d/MatMul" % i))
+    out = "y" if i == 2 else "h%d" % i
+    nodes.append(helper.make_node("Add", ["mm%d" % i, "b%d" % i], [out], name="/fc%d/Add" % i))
+    if i < 2:
+        nodes.append(helper.make_node("Relu", [out], ["r%d" % i], name="/relu%d" % i))
+        x = "r%d" % i
+g = helper.make_graph(nodes, "mlp3", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 64])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 16])], inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+onnx.checker.check_model(m)
+onnx.save(m, os.path.join(t, "mlp3.onnx"))
+for i in range(6):
+    os.makedirs(os.path.join(t, "calib", "s%d" % i))
+    x = rng.standard_normal((8, 64)).astype(np.float32)
+    with open(os.path.join(t, "calib", "s%d" % i, "input_0.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(x, "x").SerializeToString())
+np.savez(os.path.join(t, "weights.npz"), *[a for wb in W for a in wb])
+PYEOF
+MODEL=$T/mlp3.onnx
+
+# expected OUTFILE METRIC BITS GROUP: the numpy model's error per layer as JSON lines
+check_json() { # check_json JSON METRIC BITS GROUP: errors and bytes against numpy
+  "$PY" - "$T" "$1" "$2" "$3" "$4" <<'PYEOF'
+import glob, json, sys
+import numpy as np
+from onnx import numpy_helper, TensorProto
+t, path, metric, bits, group = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+z = np.load(t + "/weights.npz")
+W = [(z["arr_%d" % (2 * i)], z["arr_%d" % (2 * i + 1)]) for i in range(3)]
+def rtn(w):  # symmetric RTN as passes/quantize.c: scale = f16(amax / (2^(b-1) - 1/2)), codes clamped
+    k, n = w.shape
+    g = group or k
+    out = np.empty_like(w)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    for k0 in range(0, k, g):
+        blk = w[k0:k0 + g]
+        amax = np.abs(blk).max(axis=0)
+        s = np.float16(amax / np.float32(hi + 0.5)).astype(np.float32)
+        s[amax == 0] = 1
+        out[k0:k0 + g] = np.clip(np.rint(blk / s), lo, hi) * s
+    return out
+def fwd(x, ws):
+    h = x.astype(np.float64)
+    for i, (w, b) in enumerate(ws):
+        h = h @ w.astype(np.float64) + b
+        if i < 2: h = np.maximum(h, 0)
+    return h
+def logsm(a):
+    a = a - a.max(axis=-1, keepdims=True)
+    return a - np.log(np.exp(a).sum(axis=-1, keepdims=True))
+xs = []
+for p in sorted(glob.glob(t + "/calib/*/input_0.pb")):
+    tp = TensorProto(); tp.ParseFromString(open(p, "rb").read()); xs.append(numpy_helper.to_array(tp))
+j = json.load(open(path))
+assert j["metric"] == metric and j["samples"] == len(xs), (j["metric"], j["samples"])
+layers = {l["value"]: l for l in j["layers"]}
+assert len(layers) == 3, list(layers)
+names = ["r0", "r1", "y"]  # the values after fuse (relu folded in)
+for i in range(3):
+    ws = list(W)
+    ws[i] = (rtn(W[i][0]), W[i][1])
+    num = den = se = sig = 0.0
+    for x in xs:
+        f, q = fwd(x, W), fwd(x, ws)
+        if metric == "mse":
+            num += ((f - q) ** 2).sum(); den += f.size
+        else:
+            lf, lq = logsm(f), logsm(q)
+            num += (np.exp(lf) * (lf - lq)).sum(); den += f.shape[0]
+        se += ((f - q) ** 2).sum(); sig += (f ** 2).sum()
+    want, rel = num / den, np.sqrt(se / sig)
+    r = layers[names[i]]["results"][0]
+    k, n = W[i][0].shape
+    ng = (k + (group or k) - 1) // (group or k)
+    want_bytes = (k * n * bits + 7) // 8 + 2 * ng * n
+    if not (abs(r["error"] - want) <= 2e-3 * want and abs(r["rel_rms"] - rel) <= 2e-3 * rel and r["bytes"] == want_bytes):
+        print("layer %s: lowbit error %g rel_rms %g bytes %d, numpy %g %g %d" %
+              (names[i], r["error"], r["rel_rms"], r["bytes"], want, rel, want_bytes))
+        sys.exit(1)
+PYEOF
+}
+
+# w4, mse: the outlier layer first, numbers as numpy's
+if "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4 --json "$T/w4.json" >"$T/w4.out" 2>"$T/w4.err"; then ok; else
+  bad "w4: exit $?"; head -5 "$T/w4.err"; fi
+[ "$(awk '$1 == "1" {print $2}' "$T/w4.out")" = r1 ] && ok || { bad "w4: r1 (outlier layer) not ranked first"; cat "$T/w4.out"; }
+[ "$(grep -c '^ *[0-9] ' "$T/w4.out")" = 3 ] && ok || { bad "w4: want 3 rows"; cat "$T/w4.out"; }
+grep -q '^ *1  r1 .*/fc1/MatMul *64x64 w4 g32 .*1\.000$' "$T/w4.out" && ok || { bad "w4: first row"; cat "$T/w4.out"; }
+grep -q '^all 3 layers together: mse ' "$T/w4.out" && ok || { bad "w4: whole-model line"; cat "$T/w4.out"; }
+check_json "$T/w4.json" mse 4 32 && ok || bad "w4 mse against numpy"
+grep -q '^lowbit: analyze \[3/4\] y w4 g32: [0-9]* ms$' "$T/w4.err" && ok || { bad "w4: progress lines"; cat "$T/w4.err"; }
+grep -q '^lowbit: analyzed 3 layers x 1 precision on 6 samples' "$T/w4.err" && ok || { bad "w4: summary"; cat "$T/w4.err"; }
+
+# w2, kl, per-column scales
+"$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w2 --group-size 0 --metric kl --json "$T/w2.json" \
+  >"$T/w2.out" 2>"$T/w2.err" && ok || { bad "w2 kl: exit $?"; head -5 "$T/w2.err"; }
+[ "$(awk '$1 == "1" {print $2}' "$T/w2.out")" = r1 ] && ok || { bad "w2: r1 not ranked first"; cat "$T/w2.out"; }
+check_json "$T/w2.json" kl 2 0 && ok || bad "w2 kl against numpy"
+
+# a list: one table per precision; errors grow and bytes shrink with the bits;
+# groups of 16 leave half of fc1's groups free of outliers
+"$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w8,w4,w3,w3:16 --json "$T/list.json" >"$T/list.out" \
+  2>"$T/list.err" && ok || { bad "list: exit $?"; head -5 "$T/list.err"; }
+[ "$(grep -c '^all 3 layers together' "$T/list.out")" = 4 ] && ok || { bad "list: want 4 tables"; cat "$T/list.out"; }
+"$PY" - "$T/list.json" <<'PYEOF' && ok || bad "list: JSON"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert [p["label"] for p in j["precisions"]] == ["w8", "w4 g32", "w3 g32", "w3 g16"], j["precisions"]
+for l in j["layers"]:
+    e = [r["error"] for r in l["results"]]
+    b = [r["bytes"] for r in l["results"]]
+    assert e[0] < e[1] < e[2], (l["value"], e)
+    assert l["float_bytes"] > b[0] > b[1] > b[3] > b[2], (l["value"], b)
+    if l["value"] == "r1":
+        assert e[3] < 0.75 * e[2], e
+PYEOF
+
+# gptq: Hessians once, then each layer alone
+"$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w3 --weight-algo gptq >"$T/g.out" 2>"$T/g.err" && ok ||
+  { bad "gptq: exit $?"; head -5 "$T/g.err"; }
+grep -q '^w3 g32 (gptq)' "$T/g.out" && [ "$(grep -c '^ *[0-9] ' "$T/g.out")" = 3 ] && ok || { bad "gptq table"; cat "$T/g.out"; }
+grep -q '^lowbit: calibrated Hessians of the layer inputs on 6 samples' "$T/g.err" && ok || { bad "gptq: calibration"; cat "$T/g.err"; }
+
+# usage errors
+check_usage no-calib "analyze needs --calib DIR" "$LOWBIT" analyze "$MODEL" --quant w4
+check_usage no-quant "analyze needs --quant" "$LOWBIT" analyze "$MODEL" --calib "$T/calib"
+check_usage no-model "no model given" "$LOWBIT" analyze --calib "$T/calib" --quant w4
+check_usage bad-prec "unknown --quant precision 'w8a8'" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4,w8a8
+check_usage w8-group "w8 is per output column" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w8:32
+check_usage bad-group "group size must be" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4 --group-size x
+check_usage bad-metric "unknown --metric 'l2'" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4 --metric l2
+check_usage awq "unknown --weight-algo 'awq'" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4 --weight-algo awq
+check_usage bad-opt "unknown option '--bogus'" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4 --bogus
+# a bad samples folder is an input error (1), named
+"$LOWBIT" analyze "$MODEL" --calib "$T/nonexistent" --quant w4 >/dev/null 2>"$T/err"
+[ $? -eq 1 ] && grep -q nonexistent "$T/err" && ok || { bad "missing calib dir"; cat "$T/err"; }
+
+echo "analyze: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
