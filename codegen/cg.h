@@ -208,6 +208,11 @@ enum lb_status lb_cg_gemm_emit(struct lb_cg *cg, const struct lb_node *n, struct
 LLVMValueRef lb_cg_gemm_pack_b(struct lb_cg *cg, enum lb_dtype dt, const void *data, int64_t batch,
                                int64_t K, int64_t N, int64_t rs, int64_t cs, int64_t bstride);
 int lb_cg_gemm_nr(struct lb_cg *cg, enum lb_dtype dt);
+/* The float microkernel `void uk(a, b, c, e)`: C[0:mr, 0:nvalid] = epilogue(A[0:mr, :] *
+ * B[:, 0:NR]) over gm's K, strides and epilogue (B packed [K][NR] when b_packed), and the
+ * row block MR it is built for; for kernels that pack B themselves (k_qmatmul_lowbit.c). */
+LLVMValueRef lb_cg_gemm_ukernel(struct lb_cg *cg, const struct lb_cg_gemm *gm, int mr, int64_t nvalid);
+int lb_cg_gemm_mr(struct lb_cg *cg);
 
 /* ---- elementwise loop nests (k_eltwise.c) ---- */
 /* Computes out[i] = f(x_0[i], ..., x_{nin-1}[i]) over out's shape; operand k element i

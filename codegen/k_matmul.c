@@ -153,6 +153,12 @@ static LLVMValueRef emit_ukernel(struct lb_cg *cg, const struct lb_cg_gemm *gm, 
   return fn;
 }
 
+LLVMValueRef lb_cg_gemm_ukernel(struct lb_cg *cg, const struct lb_cg_gemm *gm, int mr, int64_t nvalid) {
+  return emit_ukernel(cg, gm, (struct uk_key){mr, nvalid});
+}
+
+int lb_cg_gemm_mr(struct lb_cg *cg) { return mr_of(cg); }
+
 static LLVMValueRef tab_load(struct lb_cg *cg, const int64_t *vals, int64_t n, LLVMValueRef idx) {
   bool allzero = true;
   for (int64_t i = 0; i < n; i++)

@@ -569,9 +569,11 @@ enum lb_status lb_cg_emit_qmatmul(struct lb_cg *cg, struct lb_node *n, LLVMValue
   struct lb_value *av = n->inputs[0], *wv = n->inputs[1], *yv = n->outputs[0];
   const int8_t *w = lb_value_const_data(cg->g, wv);
   const struct lb_qparams *qw = wv->qparams, *qa = av->qparams, *qy = yv->qparams;
-  if (!w || wv->type.dtype != LB_DTYPE_I8 || wv->type.shape.rank != 2 || !qw || qw->n < 1)
-    return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul needs a const i8[K,N] weight with its scales");
-  if (qw->bits != 8 || qw->group_size > 0 || qw->zero_points) return lb_cg_emit_qmatmul_lowbit(cg, n, in, out);
+  if (!w || wv->type.dtype != (qw && qw->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8) || wv->type.shape.rank != 2 || !qw ||
+      qw->n < 1)
+    return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul needs a const i8[K,N] (fp8: u8) weight with its scales");
+  if (qw->bits != 8 || qw->group_size > 0 || qw->zero_points || qw->fp8)
+    return lb_cg_emit_qmatmul_lowbit(cg, n, in, out);
   struct qmm q;
   memset(&q, 0, sizeof q);
   q.K = wv->type.shape.dims[0];

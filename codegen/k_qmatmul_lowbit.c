@@ -32,8 +32,10 @@
  * zero point or u8 range) and grouped 8-bit codes, vpmaddwd or widening
  * multiplies, and y += (float)acc_g * (sa * scale) in f32
  * (a multiply, then an add: the evaluator's order and roundings). a_quant
- * none dequantizes u - z' to f32 in registers, FMAs with the activations per
- * group and adds the group sum times its scale. */
+ * none at batch 1 dequantizes u - z' to f32 in registers, FMAs with the
+ * activations per group and adds the group sum times its scale; at M > 1 it
+ * dequantizes each panel once per task into an f32 tile laid out as the float
+ * GEMM's packed B and runs the float microkernel over the rows (lbq_body_tiles). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,9 @@ struct lbq {
   enum lbq_isa isa;
   int vl, nv, kg, cpb, bits, mr; /* cpb: code vectors per packing unit (see the header) */
   bool asym, wsigned;      /* asymmetric (zps in the stream); 8-bit signed codes */
+  enum lb_qfloat fp8;      /* fp8 codes (8-bit, a_quant none): lbq_code_f32 decodes them */
+  bool fp8_special;        /* some code is NaN or inf: the decoder must select them */
+  bool fp8_f16;            /* decode through f16 (fp8_to_f32_via_f16) */
   int32_t zconst;          /* z' of symmetric codes */
   int64_t R, K, N, G, GP, ng, Kp, np, block, cbytes;
   int64_t MC, nmc;
@@ -278,6 +283,63 @@ static LLVMValueRef half_to_f32(struct lb_cg *cg, LLVMValueRef h, int n) {
   return LLVMBuildBitCast(B, LLVMBuildOr(B, LLVMBuildBitCast(B, f, i32v, ""), sign, ""), f32v, "");
 }
 
+/* fp8 codes (<n x i8>) -> f32, exactly: the sign-extended code shifted so its
+ * exponent and mantissa bits land in f32's (the copies of the sign masked out
+ * of the exponent), times 2^(127 - bias), which also scales subnormals right;
+ * then, when the weight has any, NaN codes (e4m3 s1111111, e5m2 s11111mm with
+ * mm != 0) and e5m2's infinities get f32's all-ones exponent and the code's
+ * mantissa. */
+static LLVMValueRef fp8_to_f32(struct lb_cg *cg, enum lb_qfloat f, bool has_special, LLVMValueRef u, int n) {
+  LLVMBuilderRef B = cg->b;
+  LLVMTypeRef i32v = vty(cg->t_i32, n), f32v = vty(cg->t_f32, n);
+  bool e4 = f == LB_QFLOAT_E4M3;
+  int shift = e4 ? 20 : 21, bias = e4 ? 7 : 15;
+  uint32_t mag = 0x7Fu << shift, special = e4 ? mag : 0x7Cu << shift;
+  LLVMValueRef x = LLVMBuildShl(B, LLVMBuildSExt(B, u, i32v, ""), lb_cg_iconst(i32v, shift), "");
+  x = LLVMBuildAnd(B, x, lb_cg_iconst(i32v, (int64_t)(0x80000000u | mag)), "");
+  LLVMValueRef v = LLVMBuildFMul(B, LLVMBuildBitCast(B, x, f32v, ""), lb_cg_fconst(f32v, ldexp(1, 127 - bias)), "");
+  if (!has_special) return v; /* no such code in this weight (known at compile time) */
+  LLVMValueRef m = LLVMBuildAnd(B, x, lb_cg_iconst(i32v, mag), "");
+  LLVMValueRef is_special = LLVMBuildICmp(B, e4 ? LLVMIntEQ : LLVMIntUGE, m, lb_cg_iconst(i32v, special), "");
+  LLVMValueRef sp = LLVMBuildOr(B, x, lb_cg_iconst(i32v, 0x7F800000), ""); /* e4m3: mantissa 111, a NaN */
+  return LLVMBuildSelect(B, is_special, LLVMBuildBitCast(B, sp, f32v, ""), v, "");
+}
+
+/* fp8 codes -> f32 through f16 where converting f16 is one instruction
+ * (AVX-512's vcvtph2ps, aarch64's fcvtl): an e5m2 code is the high byte of an
+ * f16 (exact, inf and NaN included); an e4m3 code's sign and magnitude moved
+ * to bits 15 and 13..7 make the f16 fp8 * 2^-8 (subnormals too; not NaN: only
+ * for weights without NaN codes), lbq_scale_f32 puts the 2^8 into the scale. */
+static LLVMValueRef fp8_to_f32_via_f16(struct lb_cg *cg, enum lb_qfloat f, LLVMValueRef u, int n) {
+  LLVMBuilderRef B = cg->b;
+  LLVMTypeRef i16v = vty(cg->t_i16, n);
+  LLVMValueRef h;
+  if (f == LB_QFLOAT_E5M2) {
+    h = LLVMBuildShl(B, LLVMBuildZExt(B, u, i16v, ""), lb_cg_iconst(i16v, 8), "");
+  } else {
+    h = LLVMBuildShl(B, LLVMBuildSExt(B, u, i16v, ""), lb_cg_iconst(i16v, 7), "");
+    h = LLVMBuildAnd(B, h, lb_cg_iconst(i16v, 0xBF80), "");
+  }
+  LLVMValueRef hf = LLVMBuildBitCast(B, h, vty(LLVMHalfTypeInContext(cg->ctx), n), "");
+  return LLVMBuildFPExt(B, hf, vty(cg->t_f32, n), "");
+}
+
+/* A group's f16 scales (i16 vector) as f32, times what the code decoding left
+ * out (2^8 for e4m3 through f16). */
+static LLVMValueRef lbq_scale_f32(struct lb_cg *cg, const struct lbq *q, LLVMValueRef h, int n) {
+  LLVMValueRef sc = half_to_f32(cg, h, n);
+  if (q->fp8_f16 && q->fp8 == LB_QFLOAT_E4M3) sc = LLVMBuildFMul(cg->b, sc, lb_cg_fconst(LLVMTypeOf(sc), 256), "");
+  return sc;
+}
+
+/* A code vector <n x i8> as f32: u - z' is done by the caller for integers */
+static LLVMValueRef lbq_code_f32(struct lb_cg *cg, const struct lbq *q, LLVMValueRef u, int n) {
+  if (q->fp8_f16) return fp8_to_f32_via_f16(cg, q->fp8, u, n);
+  if (q->fp8) return fp8_to_f32(cg, q->fp8, q->fp8_special, u, n);
+  LLVMTypeRef ft = vty(cg->t_f32, n);
+  return q->wsigned ? LLVMBuildSIToFP(cg->b, u, ft, "") : LLVMBuildUIToFP(cg->b, u, ft, "");
+}
+
 /* One step of one group: S code steps (kk) of mr rows, S = sets * the
  * steps of one packing unit. `blk` is the group's block, `kk0` the first
  * step; the accumulators acc[(set * mr + i) * NV + j]: the kk of a unit go
@@ -368,7 +430,7 @@ static void lbq_step(struct lb_cg *cg, const struct lbq *q, LLVMValueRef blk, LL
           *a = LLVMBuildAdd(B, *a, LLVMBuildNSWMul(B, av[s][i], wv, ""), "");
           break;
         case LBQ_FLOAT:
-          wv = q->wsigned ? LLVMBuildSIToFP(B, u, vty(f32, VL), "") : LLVMBuildUIToFP(B, u, vty(f32, VL), "");
+          wv = lbq_code_f32(cg, q, u, VL);
           if (zf[j]) wv = LLVMBuildFSub(B, wv, zf[j], "");
           *a = lb_cg_fma(cg, av[s][i], wv, *a);
           break;
@@ -435,7 +497,7 @@ static LLVMValueRef emit_lbq_uk(struct lb_cg *cg, const struct lbq *q, int mr, i
       continue;
     }
     LLVMValueRef h = ld(cg, vty(cg->t_i16, VL), bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * (int64_t)j * VL)));
-    LLVMValueRef sc = half_to_f32(cg, h, VL);
+    LLVMValueRef sc = lbq_scale_f32(cg, q, h, VL);
     for (int i = 0; i < mr; i++) {
       LLVMValueRef a = acc[i * NV + j], t;
       if (fl) {
@@ -493,6 +555,213 @@ static LLVMValueRef emit_lbq_uk(struct lb_cg *cg, const struct lbq *q, int mr, i
   }
   fn_end(cg, saved, bb);
   return fn;
+}
+
+/* ---- a_quant none, M > 1: dequantized tiles -------------------------------------- */
+
+/* A group's scales sc[j] and -z' * scale zf[j] (NULL when z' = 0) per column vector. */
+static void lbq_deq_consts(struct lb_cg *cg, const struct lbq *q, LLVMValueRef blk, LLVMValueRef *sc,
+                           LLVMValueRef *zf) {
+  LLVMBuilderRef B = cg->b;
+  int VL = q->vl, NR = VL * q->nv;
+  LLVMTypeRef CT = vty(cg->t_i8, VL), FT = vty(cg->t_f32, VL);
+  for (int j = 0; j < q->nv; j++) {
+    LLVMValueRef h = ld(cg, vty(cg->t_i16, VL), bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * (int64_t)j * VL)));
+    sc[j] = lbq_scale_f32(cg, q, h, VL); /* fp8: with what the code decoding leaves out */
+    if (q->asym)
+      zf[j] = LLVMBuildUIToFP(B, ld(cg, CT, bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * NR + (int64_t)j * VL))),
+                              FT, "");
+    else
+      zf[j] = q->zconst ? lb_cg_fconst(FT, q->zconst) : NULL;
+    /* -z' * scale is exact, and so is the fused u * scale - z' * scale */
+    if (zf[j]) zf[j] = LLVMBuildFNeg(B, LLVMBuildFMul(B, zf[j], sc[j], ""), "");
+  }
+}
+
+/* Units per dequantizing iteration: whole steps of NV vectors (an 8-bit unit
+ * holds one vector). */
+static int lbq_deq_units(const struct lbq *q) { return q->cpb >= q->nv ? 1 : q->nv / q->cpb; }
+
+/* Iteration `it` of a group's block: its U * cpb code vectors dequantized to
+ * f32 in f[v]; vector v is step it * steps + v / NV, column vector v % NV. */
+static int lbq_deq_iter(struct lb_cg *cg, const struct lbq *q, LLVMValueRef blk, LLVMValueRef it,
+                        LLVMValueRef const *sc, LLVMValueRef const *zf, LLVMValueRef *f) {
+  LLVMBuilderRef B = cg->b;
+  int VL = q->vl, NV = q->nv, cpb = q->cpb, bw = 8 / cpb, U = lbq_deq_units(q);
+  LLVMTypeRef CT = vty(cg->t_i8, VL);
+  int64_t ub = (int64_t)VL * cpb * (q->bits == 3 ? 3 : bw) / 8; /* bytes per unit */
+  for (int uu = 0; uu < U; uu++) {
+    LLVMValueRef cbyte = LLVMBuildNSWMul(B, LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, it, lb_cg_i64(cg, U), ""),
+                                                            lb_cg_i64(cg, uu), ""), lb_cg_i64(cg, ub), "");
+    LLVMValueRef chunk = ld(cg, CT, bytes_at(cg, blk, cbyte)), lo1 = NULL, hi = NULL;
+    if (q->bits == 3) {
+      lo1 = ld(cg, CT, bytes_at(cg, blk, LLVMBuildNSWAdd(B, cbyte, lb_cg_i64(cg, VL), "")));
+      hi = ld(cg, CT, bytes_at(cg, blk, LLVMBuildNSWAdd(B, cbyte, lb_cg_i64(cg, 2 * VL), "")));
+    }
+    for (int t = 0; t < cpb; t++) {
+      int v = uu * cpb + t, j = v % NV;
+      LLVMValueRef u = chunk; /* as in lbq_step */
+      if (q->bits == 3) {
+        u = t < 4 ? chunk : lo1;
+        if (t % 4) u = LLVMBuildLShr(B, u, lb_cg_iconst(CT, 2 * (t % 4)), "");
+        if (t % 4 != 3) u = LLVMBuildAnd(B, u, lb_cg_iconst(CT, 3), "");
+        LLVMValueRef h = t < 2 ? LLVMBuildShl(B, hi, lb_cg_iconst(CT, 2 - t), "")
+                       : t > 2 ? LLVMBuildLShr(B, hi, lb_cg_iconst(CT, t - 2), "") : hi;
+        u = LLVMBuildOr(B, u, LLVMBuildAnd(B, h, lb_cg_iconst(CT, 4), ""), "");
+      } else if (cpb > 1) {
+        if (t) u = LLVMBuildLShr(B, u, lb_cg_iconst(CT, t * bw), "");
+        if (t < cpb - 1) u = LLVMBuildAnd(B, u, lb_cg_iconst(CT, (1 << bw) - 1), "");
+      }
+      LLVMValueRef x = lbq_code_f32(cg, q, u, VL); /* integer codes, or fp8 decoded */
+      f[v] = zf[j] ? lb_cg_fma(cg, x, sc[j], zf[j]) : LLVMBuildFMul(B, x, sc[j], "");
+    }
+  }
+  return U * cpb;
+}
+
+/* f[v] -> tile rows kk0 + v / NV (the float GEMM's packed B) */
+static void lbq_deq_store(struct lb_cg *cg, const struct lbq *q, LLVMValueRef tile, LLVMValueRef kk0,
+                          LLVMValueRef const *f, int nvec) {
+  LLVMBuilderRef B = cg->b;
+  int VL = q->vl, NV = q->nv;
+  for (int v = 0; v < nvec; v++) {
+    LLVMValueRef row = LLVMBuildNSWAdd(B, kk0, lb_cg_i64(cg, v / NV), "");
+    LLVMValueRef idx = LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, row, lb_cg_i64(cg, (int64_t)VL * NV), ""),
+                                       lb_cg_i64(cg, (int64_t)(v % NV) * VL), "");
+    lb_cg_store_ty(cg, vty(cg->t_f32, VL), lb_cg_gep(cg, cg->t_f32, tile, idx), NULL, f[v], (unsigned)VL * 4);
+  }
+}
+
+/* void deq(w, tile): one panel's real weights scale * (u - z') in f32 (exact:
+ * an f16 scale times a small integer) laid out as the float GEMM's packed B,
+ * row g*G + kk of group g at tile[(g*G + kk) * NR]. A group's padding rows
+ * land on the next group's first rows, which that group writes afterwards;
+ * the last group's go past row K, where the GEMM does not read. */
+static LLVMValueRef emit_lbq_deq(struct lb_cg *cg, const struct lbq *q) {
+  LLVMValueRef fn = lb_cg_new_fn(cg, "q4deq", 2, 0), saved;
+  LLVMBasicBlockRef bb = fn_begin(cg, fn, &saved);
+  LLVMBuilderRef B = cg->b;
+  LLVMValueRef w = LLVMGetParam(fn, 0), tile = LLVMGetParam(fn, 1);
+  int U = lbq_deq_units(q), steps = U * q->cpb / q->nv;
+  int64_t ub = (int64_t)q->vl * q->cpb * (q->bits == 3 ? 3 : 8 / q->cpb) / 8;
+  LB_ASSERT(q->kg == 1 && (q->cpb * U) % q->nv == 0);
+  struct lb_cg_loop gl, cl;
+  lb_cg_for_c(cg, &gl, 0, q->ng);
+  LLVMValueRef blk = bytes_at(cg, w, LLVMBuildNSWMul(B, gl.i, lb_cg_i64(cg, q->block), ""));
+  LLVMValueRef sc[4], zf[4], f[16];
+  lbq_deq_consts(cg, q, blk, sc, zf);
+  LLVMValueRef row0 = LLVMBuildNSWMul(B, gl.i, lb_cg_i64(cg, q->G), "");
+  lb_cg_for_c(cg, &cl, 0, q->cbytes / ub / U);
+  int nvec = lbq_deq_iter(cg, q, blk, cl.i, sc, zf, f);
+  lbq_deq_store(cg, q, tile, LLVMBuildNSWAdd(B, row0, LLVMBuildNSWMul(B, cl.i, lb_cg_i64(cg, steps), ""), ""), f,
+                nvec);
+  lb_cg_for_end(cg, &cl);
+  lb_cg_for_end(cg, &gl);
+  fn_end(cg, saved, bb);
+  return fn;
+}
+
+/* Tiles of at most this many bytes (K x NR f32) stay in L2 while all rows of
+ * the chunk pass over them. */
+enum { LBQ_TILE_MAX = 1 << 20 };
+
+/* Rows from which a panel's dequantization pays for itself: it costs 1.5-2 rows
+ * of the register path, and tile rows are 25-30% cheaper (Zen4, M = 5-7). */
+enum { LBQ_TILE_MIN_ROWS = 6 };
+
+static bool lbq_use_tiles(struct lb_cg *cg, const struct lbq *q) {
+  int NR = q->nv * q->vl;
+  return q->none && q->R >= LBQ_TILE_MIN_ROWS && q->K > 0 && q->ydt == LB_DTYPE_F32 && NR == lb_cg_gemm_nr(cg, LB_DTYPE_F32) &&
+         ((q->ng - 1) * q->G + q->GP) * NR * 4 <= LBQ_TILE_MAX;
+}
+
+/* a_quant none at M > 1 is compute-bound: per (N-panel, M-chunk) unit, panel
+ * major, a task dequantizes the panel once into a stack tile in the float
+ * GEMM's packed layout and runs the float microkernel over the chunk's rows,
+ * so a code is converted once per panel and task instead of once per row block. */
+static void lbq_body_tiles(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValueRef *out) {
+  LLVMBuilderRef B = cg->b;
+  int NR = q->nv * q->vl, MR = lb_cg_gemm_mr(cg);
+  int64_t R = q->R, K = q->K, N = q->N, trows = (q->ng - 1) * q->G + q->GP;
+  /* M-chunks (units for the threads) as in the float GEMM: ~256 KiB of rows */
+  int64_t MC = 256 * 1024 / (K * 4 + 1) / MR * MR;
+  if (MC < MR) MC = MR;
+  if (MC >= R) MC = R;
+  int64_t nmc = (R + MC - 1) / MC;
+  if (nmc > 1) {
+    MC = (R + nmc - 1) / nmc;
+    MC = (MC + MR - 1) / MR * MR;
+    nmc = (R + MC - 1) / MC;
+  }
+  int64_t lastrows = R - (nmc - 1) * MC, lastcols = N - (q->np - 1) * NR;
+  bool par = lb_cg_want_parallel(cg, 2 * R * N * K);
+  LLVMValueRef ptrs[3] = {in[0], out[0], q->has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
+  struct lb_cg_par p;
+  lb_cg_par_begin(cg, &p, q->np * nmc, 1, par, ptrs, 3, inr, &begin, &end);
+  LLVMValueRef tile = LLVMBuildAlloca(B, LLVMArrayType2(cg->t_f32, (uint64_t)(trows * NR)), "qtile");
+  LLVMSetAlignment(tile, 64);
+  LLVMValueRef deq = emit_lbq_deq(cg, q);
+  struct lb_cg_gemm gm = {.dt = LB_DTYPE_F32, .batch = 1, .M = R, .N = N, .K = K, .a_rs = K, .a_cs = 1,
+                          .b_packed = true, .ldc = N, .alpha = 1, .e = q->has_bias ? inr[2] : NULL,
+                          .e_cs = 1, .beta = 1, .e_dt = LB_DTYPE_F32, .act = q->act};
+  struct lb_cg_loop ul;
+  lb_cg_for(cg, &ul, begin, end);
+  LLVMValueRef u = ul.i;
+  LLVMValueRef pidx = LLVMBuildSDiv(B, u, lb_cg_i64(cg, nmc), "");
+  LLVMValueRef mc = LLVMBuildSRem(B, u, lb_cg_i64(cg, nmc), "");
+  {
+    /* a task dequantizes a panel when it enters it */
+    struct lb_cg_if fq;
+    lb_cg_if_begin(cg, &fq, LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntEQ, u, begin, ""),
+                                        LLVMBuildICmp(B, LLVMIntEQ, mc, lb_cg_i64(cg, 0), ""), ""));
+    LLVMValueRef args[2] = {bytes_at(cg, q->wp, LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, q->ng * q->block), "")),
+                            tile};
+    LLVMBuildCall2(B, LLVMGlobalGetValueType(deq), deq, args, 2, "");
+    lb_cg_if_end(cg, &fq);
+  }
+  LLVMValueRef r0 = LLVMBuildNSWMul(B, mc, lb_cg_i64(cg, MC), "");
+  LLVMValueRef n0 = LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, NR), "");
+  LLVMValueRef a0 = lb_cg_gep(cg, cg->t_f32, inr[0], LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, K), ""));
+  LLVMValueRef y0 = lb_cg_gep(cg, cg->t_f32, inr[1], LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, N), ""), n0, ""));
+  LLVMValueRef bias = q->has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
+  LLVMValueRef is_lastm = LLVMBuildICmp(B, LLVMIntEQ, mc, lb_cg_i64(cg, nmc - 1), "");
+  LLVMValueRef is_lastp = LLVMBuildICmp(B, LLVMIntEQ, pidx, lb_cg_i64(cg, q->np - 1), "");
+  LLVMValueRef ukc[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* rem is 0 in full chunks when nmc > 1 */
+  for (int pv = 0; pv < 2; pv++) {
+    int64_t nvalid = pv ? lastcols : NR;
+    struct lb_cg_if fp;
+    if (lastcols != NR) lb_cg_if_begin(cg, &fp, pv ? is_lastp : LLVMBuildNot(B, is_lastp, ""));
+    else if (pv) break;
+    for (int mv = 0; mv < 2; mv++) {
+      int64_t nr = mv ? lastrows : MC;
+      struct lb_cg_if fm;
+      if (lastrows != MC) lb_cg_if_begin(cg, &fm, mv ? is_lastm : LLVMBuildNot(B, is_lastm, ""));
+      else if (mv) break;
+      int64_t nfull = nr / MR, rem = nr % MR;
+      for (int part = 0; part < 2; part++) {
+        int mr = part ? (int)rem : MR;
+        if (mr == 0 || (!part && nfull == 0)) continue;
+        LLVMValueRef *ukp = &ukc[pv][part];
+        if (!*ukp) *ukp = lb_cg_gemm_ukernel(cg, &gm, mr, nvalid);
+        struct lb_cg_loop ml;
+        LLVMValueRef i0;
+        if (!part) {
+          lb_cg_for_c(cg, &ml, 0, nfull);
+          i0 = LLVMBuildNSWMul(B, ml.i, lb_cg_i64(cg, MR), "");
+        } else {
+          i0 = lb_cg_i64(cg, nfull * MR);
+        }
+        LLVMValueRef args[4] = {lb_cg_gep(cg, cg->t_f32, a0, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, K), "")), tile,
+                                lb_cg_gep(cg, cg->t_f32, y0, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, N), "")), bias};
+        LLVMBuildCall2(B, LLVMGlobalGetValueType(*ukp), *ukp, args, 4, "");
+        if (!part) lb_cg_for_end(cg, &ml);
+      }
+      if (lastrows != MC) lb_cg_if_end(cg, &fm);
+    }
+    if (lastcols != NR) lb_cg_if_end(cg, &fp);
+  }
+  lb_cg_for_end(cg, &ul);
+  lb_cg_par_end(cg, &p);
 }
 
 /* ---- the node -------------------------------------------------------------------- */
@@ -591,12 +860,17 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
   q.N = wv->type.shape.dims[1];
   q.bits = qw->bits;
   q.asym = qw->zero_points != NULL;
-  q.wsigned = qw->bits == 8 && !q.asym;
+  q.fp8 = qw->fp8;
+  for (int64_t i = 0; q.fp8 && !q.fp8_special && i < q.K * q.N; i++)
+    q.fp8_special = !isfinite(lb_fp8_decode((uint8_t)w[i], q.fp8));
+  q.wsigned = qw->bits == 8 && !q.asym && !q.fp8;
   if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "qmatmul weights of %d bits (2, 3, 4 or 8 are supported)",
                          q.bits);
   if (q.asym && q.bits == 8)
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "asymmetric 8-bit qmatmul weights");
+  if (q.fp8 && (q.asym || strcmp(lb_node_attr_string(n, "a_quant", "none"), "none") != 0))
+    return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "fp8 qmatmul weights need a_quant=\"none\", no zero points");
   int64_t need = qw->group_size > 0 ? (q.K + qw->group_size - 1) / qw->group_size * q.N : qw->axis == -1 ? 1 : q.N;
   if (qw->n != need)
     return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul weight has %lld scales, needs %lld", (long long)qw->n,
@@ -630,6 +904,11 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
     q.zy = qy->zero_points ? qy->zero_points[0] : 0;
   }
   lbq_choose_isa(cg, &q);
+  if (q.fp8) {
+    struct lb_cg_qmm_features f;
+    lb_cg_qmm_features(cg, &f);
+    q.fp8_f16 = (f.z512 || !cg->is_x86) && !(q.fp8 == LB_QFLOAT_E4M3 && q.fp8_special);
+  }
   int NR = q.nv * q.vl;
   q.G = qw->group_size > 0 ? qw->group_size : q.K > 0 ? q.K : 1; /* K = 0: no groups, y = bias */
   q.ng = (q.K + q.G - 1) / q.G;
@@ -653,6 +932,7 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
   }
   q.MC = MC;
   lbq_pack(cg, &q, w, qw);
-  lbq_body(cg, &q, in, out);
+  if (lbq_use_tiles(cg, &q)) lbq_body_tiles(cg, &q, in, out);
+  else lbq_body(cg, &q, in, out);
   return LB_OK;
 }

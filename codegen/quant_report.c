@@ -237,7 +237,9 @@ static void scheme_text(const struct lb_node *qn, char *buf, size_t len) {
   const struct lb_qparams *wq = qn->inputs[1]->qparams, *aqp = qn->inputs[0]->qparams;
   int wbits = wq ? (int)wq->bits : 8, abits = aqp ? (int)aqp->bits : 8;
   const char *layout = !wq ? "?" : wq->axis < 0 ? "per-tensor" : wq->group_size > 0 ? "per-group" : "per-channel";
-  if (strcmp(aq, "static") == 0)
+  if (wq && wq->fp8) /* a_quant none only */
+    snprintf(buf, len, "FP8 %s weight-only, %s weights", lb_qfloat_name(wq->fp8), layout);
+  else if (strcmp(aq, "static") == 0)
     snprintf(buf, len, "W%dA%d static%s, %s weights", wbits, abits, aqp && aqp->is_unsigned ? " (u8)" : "", layout);
   else if (strcmp(aq, "dynamic") == 0)
     snprintf(buf, len, "W%dA8 dynamic, %s weights", wbits, layout);

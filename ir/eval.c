@@ -1262,8 +1262,10 @@ static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *
   bool a_int = ta == LB_DTYPE_I8 || ta == LB_DTYPE_U8, y_int = ty == LB_DTYPE_I8 || ty == LB_DTYPE_U8;
   /* low-bit layouts (docs/ir-ops.md "Low-bit weights"): groups of gs rows with
    * their own scale (and zero point when asymmetric); one group = the 8-bit rule */
-  bool grouped = qw->group_size > 0 || qw->zero_points;
+  bool grouped = qw->group_size > 0 || qw->zero_points || qw->fp8;
   int64_t gs = qw->group_size > 0 ? qw->group_size : (k ? k : 1);
+  float fp8[256]; /* fp8 weights (a_quant none only): the value of each code */
+  for (int c = 0; qw->fp8 && c < 256; c++) fp8[c] = lb_fp8_decode((uint8_t)c, qw->fp8);
   int64_t *q = xmalloc(sizeof *q * (size_t)(k + 1));
   for (int64_t r = 0; r < rows; r++) {
     float sa = 1;
@@ -1284,11 +1286,13 @@ static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *
     for (int64_t j = 0; j < nn; j++) {
       float ws = qw->scales[qw->n == 1 ? 0 : j], y;
       if (grouped && none) {
-        /* sum of a * real_w, real_w = scale * (code - zp) exact in f32 (f16 scale) */
+        /* sum of a * real_w, real_w = scale * (code - zp) or scale * fp8(code), exact
+         * in f32 (f16 scale) */
         double s = 0;
         for (int64_t i = 0; i < k; i++) {
           int64_t gi = qw->n == 1 ? 0 : (i / gs) * nn + j;
-          float rw = qw->scales[gi] * (float)(w[i * nn + j] - (qw->zero_points ? qw->zero_points[gi] : 0));
+          float rw = qw->fp8 ? qw->scales[gi] * fp8[(uint8_t)w[i * nn + j]]
+                             : qw->scales[gi] * (float)(w[i * nn + j] - (qw->zero_points ? qw->zero_points[gi] : 0));
           s += (double)((const float *)ins[0])[r * k + i] * rw;
         }
         y = (float)s;

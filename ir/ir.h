@@ -104,6 +104,10 @@ int64_t lb_type_nbytes(const struct lb_type *t);
 bool lb_shape_numel_checked(const struct lb_shape *s, int64_t limit, int64_t *out);
 
 /* ---- quantization parameters (filled by the quantization passes) ----------- */
+/* What the codes of a quantized value are: integers, or 8-bit float bit
+ * patterns (docs/ir-ops.md "Low-bit weights", FP8). */
+enum lb_qfloat { LB_QFLOAT_NONE = 0, LB_QFLOAT_E4M3, LB_QFLOAT_E5M2, LB_QFLOAT_COUNT };
+
 struct lb_qparams {
   int32_t bits;        /* 8, 4, 3, 2 */
   int32_t axis;        /* -1 = per tensor */
@@ -113,7 +117,20 @@ struct lb_qparams {
   int64_t n;           /* number of scales */
   float *scales;       /* arena */
   int32_t *zero_points;/* arena; NULL when symmetric */
+  enum lb_qfloat fp8;  /* NONE: integer codes; E4M3/E5M2: u8 float codes, bits 8 */
 };
+
+/* ---- 8-bit floats (ir/fp8.c) -------------------------------------------------- */
+/* "e4m3", "e5m2" (NULL for NONE); parse returns false for other names. */
+const char *lb_qfloat_name(enum lb_qfloat f);
+bool lb_qfloat_parse(const char *s, size_t len, enum lb_qfloat *out);
+/* Largest finite value: 448 (e4m3), 57344 (e5m2). */
+float lb_fp8_max(enum lb_qfloat f);
+/* The exact value of a code (NaN, and +-inf for e5m2, included). */
+float lb_fp8_decode(uint8_t code, enum lb_qfloat f);
+/* The nearest code (ties to even), finite values beyond the largest saturating
+ * to it (e4m3: +-inf too; e5m2 keeps +-inf); NaN -> 0x7F. */
+uint8_t lb_fp8_encode(float x, enum lb_qfloat f);
 
 /* ---- op table ---------------------------------------------------------------- */
 enum lb_op_kind {

@@ -555,6 +555,7 @@ static struct lb_type parse_type(struct parser *p) {
 
 /* qparams = 'q<' qitem (',' qitem)* '>'
  * qitem   = 'bits=' int | 'axis=' int | 'group=' int | 'sym' | 'asym' | 'unsigned'
+ *         | 'fp8=' ('e4m3' | 'e5m2')
  *         | 'scales=[' (float (',' float)*)? ']' | 'zps=[' (int (',' int)*)? ']'
  * bits and scales are required; zps, if given, has one entry per scale. */
 static struct lb_qparams *parse_qparams(struct parser *p) {
@@ -585,6 +586,11 @@ static struct lb_qparams *parse_qparams(struct parser *p) {
       q->symmetric = false;
     } else if (consume(p, "unsigned")) {
       q->is_unsigned = true;
+    } else if (consume(p, "fp8=")) {
+      size_t n = 0;
+      while (p->pos + n < p->len && is_bare_char((unsigned char)p->src[p->pos + n])) n++;
+      if (!lb_qfloat_parse(p->src + p->pos, n, &q->fp8)) error_at(p, kpos, "fp8= must be e4m3 or e5m2");
+      p->pos += n;
     } else if (consume(p, "scales=")) {
       if (seen_scales) error_at(p, kpos, "duplicate scales");
       nums->len = 0;
@@ -622,7 +628,7 @@ static struct lb_qparams *parse_qparams(struct parser *p) {
         q->zero_points[i] = (int32_t)((struct num *)nums->data)[i].i;
       seen_zps = true;
     } else {
-      error_at(p, kpos, "expected bits=, axis=, group=, sym, asym, unsigned, scales= or zps= in q<...>");
+      error_at(p, kpos, "expected bits=, axis=, group=, sym, asym, unsigned, fp8=, scales= or zps= in q<...>");
     }
   } while (consume(p, ","));
   expect(p, ">");

@@ -198,6 +198,10 @@ static void out_qparams(struct out *o, const struct lb_qparams *q) {
   out_puts(o, ", group=");
   out_i64(o, q->group_size);
   out_puts(o, q->symmetric ? ", sym" : ", asym");
+  if (lb_qfloat_name(q->fp8)) {
+    out_puts(o, ", fp8=");
+    out_puts(o, lb_qfloat_name(q->fp8));
+  }
   out_puts(o, q->is_unsigned ? ", unsigned, scales=[" : ", scales=[");
   char b[32];
   for (int64_t i = 0; q->scales && i < q->n; i++) {

@@ -403,12 +403,17 @@ static bool f16_exact(float f) {
  * below 8 bits, asymmetric unsigned with one zero point per scale; one scale
  * (axis -1), one per column (axis 1, group 0) or per group of G rows and column
  * (axis 1, group G: ceil(K/G) * N). Codes and zero points must lie in the
- * range of the bits; scales below 8 bits must be f16 values. */
+ * range of the bits; scales below 8 bits must be f16 values. FP8 weights:
+ * u8 codes, bits=8, sym, f16 scales, any layout above, a_quant="none". */
 static void check_qmatmul_weight(struct verifier *v, const struct lb_node *n, const struct lb_value *w) {
   const struct lb_qparams *q = w->qparams;
   int64_t k = w->type.shape.dims[0], nn = w->type.shape.dims[1];
   if (q->bits != 8 && q->bits != 4 && q->bits != 3 && q->bits != 2) {
     fail(v, n, "the weight's qparams have bits=%d; qmatmul takes 2, 3, 4 or 8", q->bits);
+    return;
+  }
+  if (q->fp8 && (q->bits != 8 || !q->symmetric || q->is_unsigned || q->zero_points)) {
+    fail(v, n, "the weight's fp8 qparams must be bits=8, sym, without unsigned or zero points");
     return;
   }
   if (q->symmetric ? (q->zero_points || q->is_unsigned) : (q->bits == 8 || !q->zero_points || !q->is_unsigned)) {
@@ -434,13 +439,14 @@ static void check_qmatmul_weight(struct verifier *v, const struct lb_node *n, co
            q->zero_points[i], i, lo, hi);
       return;
     }
-  for (int64_t i = 0; q->bits < 8 && i < q->n; i++)
+  for (int64_t i = 0; (q->bits < 8 || q->fp8) && i < q->n; i++)
     if (!f16_exact(q->scales[i])) {
       fail(v, n, "the weight's scale %.9g (index %" PRId64 ") is not an f16 value (%d-bit scales are stored as f16)",
            (double)q->scales[i], i, q->bits);
       return;
     }
-  const int8_t *codes = q->bits < 8 ? lb_value_const_data(v->g, w) : NULL; /* NULL when elided */
+  /* every byte is an fp8 code; NULL when elided */
+  const int8_t *codes = q->bits < 8 && !q->fp8 ? lb_value_const_data(v->g, w) : NULL;
   for (int64_t i = 0; codes && i < k * nn; i++) {
     int64_t c = q->is_unsigned ? (uint8_t)codes[i] : codes[i];
     if (c < lo || c > hi) {
@@ -459,15 +465,18 @@ static void check_qmatmul(struct verifier *v, const struct lb_node *n) {
   if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || n->n_outputs < 1 || !n->outputs[0]) return;
   const struct lb_value *a = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
   const struct lb_qparams *q = w->qparams;
-  if (!w->producer || w->producer->op != LB_OP_CONST || w->type.dtype != LB_DTYPE_I8 ||
+  const char *aq = lb_node_attr_string(n, "a_quant", "none");
+  if (!w->producer || w->producer->op != LB_OP_CONST || w->type.dtype != (q && q->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8) ||
       w->type.shape.rank != 2) {
-    fail(v, n, "the weight (input 1) must be a const i8[K,N]");
+    fail(v, n, q && q->fp8 ? "the weight (input 1) has fp8 qparams and must be a const u8[K,N]"
+                           : "the weight (input 1) must be a const i8[K,N]");
   } else if (!q) {
     fail(v, n, "the weight (input 1) has no qparams (its scales)");
   } else {
     check_qmatmul_weight(v, n, w);
+    if (q->fp8 && strcmp(aq, "none") != 0)
+      fail(v, n, "fp8 weights take a_quant=\"none\" (f32 activations), not \"%s\"", aq);
   }
-  const char *aq = lb_node_attr_string(n, "a_quant", "none");
   if (strcmp(aq, "none") != 0 && strcmp(aq, "static") != 0 && strcmp(aq, "dynamic") != 0)
     fail(v, n, "'a_quant' must be \"none\", \"static\" or \"dynamic\", not \"%s\"", aq);
   bool a_int = a->type.dtype == LB_DTYPE_I8 || a->type.dtype == LB_DTYPE_U8;

@@ -2,6 +2,7 @@
  *
  *   quantize{scheme=w8a8|w8a8-dynamic|w8}
  *   quantize{scheme=w4|w3|w2 group=32 asym=0 clip=0 act=none}
+ *   quantize{scheme=fp8|fp8-e5m2 group=0}
  *
  * Every matmul / gemm / fused_matmul whose second operand is a constant 2-D
  * f32 weight becomes `qmatmul(%a, %w.q, %bias?) {a_quant, act}` (contract in
@@ -26,6 +27,13 @@
  * clip=1 searches each group's range shrink for the least squared error
  * (lb_wq_params in quantize.h has the formulas). Activations stay f32
  * (act=none, default) or are quantized per row at run time (act=dynamic).
+ *
+ * FP8 weights (fp8: E4M3, fp8-e5m2: E5M2): u8 codes of 8-bit floats, one
+ * f16 scale per column (group=0, default) or group, scale = amax / largest
+ * finite value (448 or 57344) rounded to the nearest f16 not below it (the
+ * largest weight is never clipped; f16 subnormal scales of tiny columns are
+ * coarse), codes rounded to nearest even
+ * (lb_fp8_quantize_ref); activations stay f32.
  *
  * Activations (a_quant): "static" (w8a8) uses the per-tensor range the
  * calibration attached to the operand (q<...> on %x; --calib/--load-calib),
@@ -52,18 +60,24 @@
 #include "passes/pass.h"
 #include "passes/rewrite.h"
 
-const char lb_quant_scheme_list[] = "w8a8, w8a8-dynamic, w8, w4, w3, w2";
+const char lb_quant_scheme_list[] = "w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2";
 
 static const char *const scheme_names[LB_QUANT_SCHEME_COUNT] = {
     [LB_QUANT_W8A8] = "w8a8", [LB_QUANT_W8A8_DYNAMIC] = "w8a8-dynamic", [LB_QUANT_W8] = "w8",
-    [LB_QUANT_W4] = "w4",     [LB_QUANT_W3] = "w3",                     [LB_QUANT_W2] = "w2"};
+    [LB_QUANT_W4] = "w4",     [LB_QUANT_W3] = "w3",                     [LB_QUANT_W2] = "w2",
+    [LB_QUANT_FP8] = "fp8",   [LB_QUANT_FP8_E5M2] = "fp8-e5m2"};
 /* the low-bit schemes take theirs from the pass argument act */
 static const char *const a_quant_names[LB_QUANT_SCHEME_COUNT] = {
-    [LB_QUANT_W8A8] = "static", [LB_QUANT_W8A8_DYNAMIC] = "dynamic", [LB_QUANT_W8] = "none"};
+    [LB_QUANT_W8A8] = "static", [LB_QUANT_W8A8_DYNAMIC] = "dynamic", [LB_QUANT_W8] = "none",
+    [LB_QUANT_FP8] = "none",    [LB_QUANT_FP8_E5M2] = "none"};
 
 int32_t lb_quant_scheme_bits(enum lb_quant_scheme s) {
   LB_ASSERT(s >= 0 && s < LB_QUANT_SCHEME_COUNT);
   return s == LB_QUANT_W4 ? 4 : s == LB_QUANT_W3 ? 3 : s == LB_QUANT_W2 ? 2 : 8;
+}
+
+enum lb_qfloat lb_quant_scheme_fp8(enum lb_quant_scheme s) {
+  return s == LB_QUANT_FP8 ? LB_QFLOAT_E4M3 : s == LB_QUANT_FP8_E5M2 ? LB_QFLOAT_E5M2 : LB_QFLOAT_NONE;
 }
 
 bool lb_quant_scheme_parse(const char *s, enum lb_quant_scheme *out) {
@@ -277,14 +291,47 @@ void lb_wq_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, cons
   }
 }
 
-/* The const "<weight>.q" holding codes [K,N] with a copy of qp, before `before`. */
+void lb_fp8_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, enum lb_qfloat f, int64_t group,
+                         uint8_t *codes, float *scales) {
+  struct lb_wq_format fmt = {.bits = 8, .group = group};
+  int64_t gs = group > 0 ? group : k, ng = lb_wq_groups(&fmt, k);
+  float fmax8 = lb_fp8_max(f);
+  /* w[kk, j]; the loops below walk w in memory order (large weights) */
+#define W(kk, j) (trans_b ? w[(j) * k + (kk)] : w[(kk) * n + (j)])
+  for (int64_t g = 0; g < ng; g++) {
+    int64_t k0 = g * gs, k1 = k0 + gs <= k ? k0 + gs : k;
+    float *amax = scales + g * n; /* the group's max |w| per column, then its scale */
+    for (int64_t j = 0; j < n; j++) amax[j] = 0;
+    for (int64_t a = 0; a < (trans_b ? n : k1 - k0); a++)
+      for (int64_t b = 0; b < (trans_b ? k1 - k0 : n); b++) {
+        int64_t kk = k0 + (trans_b ? b : a), j = trans_b ? a : b;
+        amax[j] = fmaxf(amax[j], fabsf(W(kk, j))); /* NaN never wins */
+      }
+    for (int64_t j = 0; j < n; j++) {
+      double m = amax[j];
+      float s = m > 0 && isfinite(m) ? f16_scale(m / fmax8) : 1.0f;
+      if (m / s > fmax8) /* rounded down: the next f16 up, so the largest weight is not clipped */
+        s = (float)(s + (s < 0x1p-14f ? 0x1p-24 : ldexp(1, ilogbf(s) - 10)));
+      scales[g * n + j] = s;
+    }
+    for (int64_t a = 0; a < (trans_b ? n : k1 - k0); a++)
+      for (int64_t b = 0; b < (trans_b ? k1 - k0 : n); b++) {
+        int64_t kk = k0 + (trans_b ? b : a), j = trans_b ? a : b;
+        codes[kk * n + j] = lb_fp8_encode(W(kk, j) / scales[g * n + j], f);
+      }
+  }
+#undef W
+}
+
+/* The const "<weight>.q" holding codes [K,N] with a copy of qp, before `before`
+ * (u8 for fp8 codes). */
 static struct lb_value *add_weight_const(struct lb_graph *g, struct lb_node *before, const struct lb_value *w,
                                          int64_t k, int64_t n, const int8_t *codes, const struct lb_qparams *qp) {
   size_t len = strlen(w->name) + 4;
   char *base = malloc(len);
   if (!base) abort();
   snprintf(base, len, "%s.q", w->name);
-  struct lb_type t = {.dtype = LB_DTYPE_I8, .shape = {.rank = 2, .dims = {k, n}}};
+  struct lb_type t = {.dtype = qp->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8, .shape = {.rank = 2, .dims = {k, n}}};
   struct lb_node *c = lb_graph_insert_const(g, before, lb_graph_unique_name(g, base), &t, codes);
   free(base);
   struct lb_qparams *q = lb_arena_alloc(&g->arena, sizeof *q);
@@ -304,6 +351,7 @@ struct weight_opts {
   int32_t bits;             /* 8: lb_quant_weight_ref; below: lb_wq_quantize_ref */
   struct lb_wq_format fmt;
   bool clip;
+  enum lb_qfloat fp8;       /* fp8 schemes: lb_fp8_quantize_ref with fmt.group */
 };
 
 /* One quantized copy per (weight, transB): tied weights are stored once. */
@@ -320,7 +368,8 @@ static struct lb_value *quantize_weight(struct lb_graph *g, struct lb_node *befo
   const float *w = lb_value_const_data(g, l->w);
   int8_t *q = malloc((size_t)(l->k * l->n));
   struct lb_qparams qp = {.bits = o->bits, .axis = 1, .symmetric = true, .n = l->n};
-  if (o->bits < 8) {
+  if (o->bits < 8 || o->fp8) {
+    qp.fp8 = o->fp8;
     qp.group_size = (int32_t)o->fmt.group;
     qp.n = lb_wq_groups(&o->fmt, l->k) * l->n;
     qp.symmetric = !o->fmt.asym;
@@ -332,7 +381,8 @@ static struct lb_value *quantize_weight(struct lb_graph *g, struct lb_node *befo
     qp.zero_points = malloc(sizeof *qp.zero_points * (size_t)qp.n);
     if (!qp.zero_points) abort();
   }
-  if (o->bits == 8) lb_quant_weight_ref(w, l->k, l->n, l->trans_b, q, qp.scales);
+  if (o->fp8) lb_fp8_quantize_ref(w, l->k, l->n, l->trans_b, o->fp8, o->fmt.group, (uint8_t *)q, qp.scales);
+  else if (o->bits == 8) lb_quant_weight_ref(w, l->k, l->n, l->trans_b, q, qp.scales);
   else lb_wq_quantize_ref(w, l->k, l->n, l->trans_b, &o->fmt, o->clip, q, qp.scales, qp.zero_points);
   struct lb_value *v = add_weight_const(g, before, l->w, l->k, l->n, q, &qp);
   free(q);
@@ -411,17 +461,22 @@ static enum lb_status int_arg(struct lb_pass_context *ctx, const char *key, int6
   return LB_OK;
 }
 
-/* group (default 32), asym, clip and act: for w4/w3/w2 only. */
+/* group (default 32), asym, clip and act: for w4/w3/w2 only; fp8 takes
+ * group (default 0: per column). */
 static enum lb_status weight_args(struct lb_pass_context *ctx, enum lb_quant_scheme scheme, struct weight_opts *wo,
                                   const char **a_quant) {
   static const char *const lowbit_keys[] = {"group", "asym", "clip", "act"};
+  wo->fp8 = lb_quant_scheme_fp8(scheme);
   if (wo->bits == 8) {
-    for (size_t i = 0; i < sizeof lowbit_keys / sizeof *lowbit_keys; i++)
+    int64_t group = 0;
+    enum lb_status st = wo->fp8 ? int_arg(ctx, "group", 0, INT32_MAX, &group) : LB_OK;
+    wo->fmt = (struct lb_wq_format){.bits = 8, .group = group};
+    for (size_t i = wo->fp8 ? 1 : 0; st == LB_OK && i < sizeof lowbit_keys / sizeof *lowbit_keys; i++)
       if (lb_pass_arg(ctx, lowbit_keys[i]))
         return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL,
                              "pass quantize: %s applies to the low-bit schemes (w4, w3, w2), not %s", lowbit_keys[i],
                              lb_quant_scheme_name(scheme));
-    return LB_OK;
+    return st;
   }
   int64_t group = 32, asym = 0, clip = 0;
   enum lb_status st = int_arg(ctx, "group", 0, INT32_MAX, &group);
@@ -510,7 +565,8 @@ void lb_quant_summary_format(const struct lb_quant_summary *s, enum lb_quant_sch
   size_t at = 0;
 #define PUT(...) (at += (size_t)snprintf(buf + at, at < len ? len - at : 0, __VA_ARGS__))
   int32_t bits = lb_quant_scheme_bits(scheme);
-  PUT("quantized %d of %d matmuls to int%d (%s)", (int)s->quantized, (int)(s->quantized + left), (int)bits,
+  const char *kind = scheme == LB_QUANT_FP8 || scheme == LB_QUANT_FP8_E5M2 ? "fp" : "int";
+  PUT("quantized %d of %d matmuls to %s%d (%s)", (int)s->quantized, (int)(s->quantized + left), kind, (int)bits,
       lb_quant_scheme_name(scheme));
   if (left) {
     PUT("; %d left in float:", (int)left);

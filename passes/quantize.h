@@ -12,12 +12,14 @@ enum lb_quant_scheme {
   LB_QUANT_W4,           /* 4-bit group-wise weights (activations: pass argument act) */
   LB_QUANT_W3,
   LB_QUANT_W2,
+  LB_QUANT_FP8,          /* E4M3 weights, f16 scales per column or group, float activations */
+  LB_QUANT_FP8_E5M2,     /* E5M2 weights, the same */
   LB_QUANT_SCHEME_COUNT
 };
-/* "w8a8", "w8a8-dynamic", "w8", "w4", "w3", "w2"; false for anything else. */
+/* "w8a8", "w8a8-dynamic", "w8", "w4", "w3", "w2", "fp8", "fp8-e5m2"; false for anything else. */
 bool lb_quant_scheme_parse(const char *s, enum lb_quant_scheme *out);
 const char *lb_quant_scheme_name(enum lb_quant_scheme s);
-/* The accepted spellings, for messages: "w8a8, w8a8-dynamic, w8, w4, w3, w2". */
+/* The accepted spellings, for messages: "w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2". */
 extern const char lb_quant_scheme_list[];
 
 /* Why a matmul-family node stays float. */
@@ -70,8 +72,10 @@ struct lb_wq_format {
   int64_t group; /* 0 = one group per column */
   bool asym;
 };
-/* Bits of a scheme (8 for the int8 ones). */
+/* Bits of a scheme (8 for the int8 and fp8 ones). */
 int32_t lb_quant_scheme_bits(enum lb_quant_scheme s);
+/* The float format of an fp8 scheme's codes; LB_QFLOAT_NONE for the integer ones. */
+enum lb_qfloat lb_quant_scheme_fp8(enum lb_quant_scheme s);
 /* Number of groups along K. */
 int64_t lb_wq_groups(const struct lb_wq_format *f, int64_t k);
 /* Nearest f16 value (round to nearest even), clamped into (0, 65504] for a
@@ -100,6 +104,15 @@ void lb_wq_params_search(const struct lb_wq_format *f, const float *x, int64_t n
  * [g * N + n]. */
 void lb_wq_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, const struct lb_wq_format *f,
                         bool clip, int8_t *q, float *scales, int32_t *zps);
+
+/* FP8 weights (docs/ir-ops.md "Low-bit weights", FP8): w as above -> codes
+ * [K,N] of format f and one f16 scale per group of `group` k of a column
+ * (group 0: per column), lb_wq_groups * N entries indexed [g * N + n]:
+ * scale = max|w| / lb_fp8_max(f) rounded to the nearest f16 not below it (1
+ * for an all-zero group),
+ * code = lb_fp8_encode(w / scale) (round to nearest even, saturating). */
+void lb_fp8_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, enum lb_qfloat f, int64_t group,
+                         uint8_t *codes, float *scales);
 
 /* A node lb_quant_classify accepts, taken apart (for passes that quantize
  * weights their own way: gptq). */

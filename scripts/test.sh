@@ -54,6 +54,8 @@ step gpt-quant sh tests/gpt/check_quant.sh "$LOWBIT"
 step gpt-outliers sh tests/gpt/check_outlier_variant.sh "$LOWBIT"
 # Low-bit weights (issue 4): w4/w3 RTN and GPTQ perplexity budgets on the GPT fixture.
 step gpt-lowbit sh tests/gpt/check_lowbit.sh "$LOWBIT"
+# FP8 weights (issue 4): fp8 / fp8-e5m2 perplexity budgets on the GPT fixture.
+step gpt-fp8 sh tests/gpt/check_fp8.sh "$LOWBIT"
 # Hostile models and input files (tests/hostile): every bad case fails cleanly,
 # controls compile and compute the right outputs. The corpus is generated here.
 step hostile-corpus $PY tests/hostile/make_corpus.py build/hostile-corpus

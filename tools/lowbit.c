@@ -2,6 +2,7 @@
  *
  *   lowbit compile MODEL -o OUT [options]   ONNX model or .lbir IR text in,
  *                                           executable / object / library / IR out
+ *   lowbit analyze MODEL --calib DIR --quant w4  per-layer sensitivity (tools/analyze.c)
  *   lowbit --list-ops | --list-passes | --version | --help
  *
  * This is the only place (with lowbit-opt) that exits; every stage returns a
@@ -23,6 +24,7 @@
 #include "passes/calib.h"
 #include "passes/pass.h"
 #include "passes/quantize.h"
+#include "tools/analyze.h"
 #include "tools/quant_flow.h"
 
 #define LOWBIT_VERSION "0.1.0"
@@ -32,6 +34,7 @@ enum { EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: lowbit compile MODEL.onnx|MODEL.lbir -o OUT [options]\n"
+    "       lowbit analyze MODEL --calib DIR --quant P[,P...] [options]   (see below)\n"
     "       lowbit --list-ops | --list-passes | --version | --help\n"
     "\n"
     "output:\n"
@@ -66,9 +69,10 @@ static const char usage_text[] =
     "  --quant S               int8 linear layers: w8a8 (static activation scales; needs\n"
     "                          --calib or --load-calib), w8a8-dynamic (per-row scales at\n"
     "                          run time), w8 (int8 weights, float activations); or\n"
-    "                          w4, w3, w2: group-wise low-bit weights, float activations\n"
+    "                          w4, w3, w2: group-wise low-bit weights, float activations;\n"
+    "                          fp8, fp8-e5m2: E4M3 / E5M2 weights, float activations\n"
     "  --group-size G          low-bit: one f16 scale per G inputs of a column (default 32;\n"
-    "                          0 = one per output column)\n"
+    "                          0 = one per output column; fp8: default 0)\n"
     "  --asym                  low-bit: asymmetric (zero points; default symmetric)\n"
     "  --weight-algo A         low-bit: rtn (round to nearest, default), gptq, awq or\n"
     "                          awq+gptq (all but rtn need --calib)\n"
@@ -314,13 +318,15 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
     exit(EXIT_USAGE);
   }
   bool lowbit = a->quant_arg && lb_quant_scheme_bits(a->quant) < 8;
-  if (!lowbit && (a->group_arg || a->weight_algo_arg || a->asym || a->clip || a->act_order || a->act_arg))
-    usage_error("%s", "--group-size, --asym, --weight-algo, --clip, --act-order and --act need --quant w4, w3 or w2");
+  bool fp8 = a->quant_arg && lb_quant_scheme_fp8(a->quant); /* takes --group-size only */
+  if (!lowbit && ((a->group_arg && !fp8) || a->weight_algo_arg || a->asym || a->clip || a->act_order || a->act_arg))
+    usage_error("%s", "--group-size, --asym, --weight-algo, --clip, --act-order and --act need --quant w4, w3 or w2 "
+                      "(fp8: --group-size only)");
   if (a->act_arg) {
     if (strcmp(a->act_arg, "int8") == 0) a->act_int8 = true;
     else if (strcmp(a->act_arg, "f32") != 0) usage_error("unknown --act '%s' (f32, int8)", a->act_arg);
   }
-  a->group = 32;
+  a->group = fp8 ? 0 : 32;
   if (a->group_arg) {
     char *end;
     errno = 0;
@@ -573,6 +579,7 @@ static void list_passes(void) {
 int main(int argc, char **argv) {
   if (argc < 2) {
     fputs(usage_text, stderr);
+    fputs(lb_analyze_usage, stderr);
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
@@ -580,7 +587,9 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "--list-ops") == 0) return list_ops(), 0;
   if (strcmp(cmd, "--list-passes") == 0) return list_passes(), 0;
   if (strcmp(cmd, "--version") == 0) return puts("lowbit " LOWBIT_VERSION), 0;
-  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) return fputs(usage_text, stdout), 0;
-  usage_error("unknown command '%s' (try 'lowbit compile')", cmd);
+  if (strcmp(cmd, "analyze") == 0) return lb_cmd_analyze(argc - 2, argv + 2);
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+    return fputs(usage_text, stdout), fputs(lb_analyze_usage, stdout), 0;
+  usage_error("unknown command '%s' (try 'lowbit compile' or 'lowbit analyze')", cmd);
   return EXIT_USAGE;
 }

@@ -256,8 +256,12 @@ enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow 
   if (st == LB_OK && need_ranges) st = attach_ranges(g, f, d);
   struct lb_graph *float_g = NULL;
   if (st == LB_OK && f->report_path) float_g = lb_graph_clone(g);
-  char pipe[64];
-  snprintf(pipe, sizeof pipe, "quantize{scheme=%s},dce", lb_quant_scheme_name(f->scheme));
+  char pipe[96];
+  if (lb_quant_scheme_fp8(f->scheme))
+    snprintf(pipe, sizeof pipe, "quantize{scheme=%s group=%lld},dce", lb_quant_scheme_name(f->scheme),
+             (long long)f->group);
+  else
+    snprintf(pipe, sizeof pipe, "quantize{scheme=%s},dce", lb_quant_scheme_name(f->scheme));
   if (st == LB_OK) st = lowbit ? lowbit_weights(g, f, d) : run_stage(g, pipe, f, "3-quantize", NULL, d);
   if (st == LB_OK) {
     struct lb_quant_summary sum;

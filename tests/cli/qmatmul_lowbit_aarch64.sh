@@ -20,7 +20,7 @@ fail=0
 import sys, numpy as np
 t = sys.argv[1]
 rng = np.random.default_rng(11)
-R, K, N = 5, 100, 45            # short last group, partial panels
+R, K, N = 7, 100, 45            # short last group, partial panels; none: tiles (R >= 6)
 a = (rng.standard_normal((R, K)) * 1.5).astype(np.float32)
 a[2] = 0                        # an all-zero row: dynamic scale 1
 b = rng.standard_normal(N).astype(np.float32)

@@ -188,6 +188,21 @@ static const struct qcase cases[] = {
     /* grouped 8-bit */
     {3, 64, 40, 8, 32, false, "dynamic", "none", F32, false, true},
     {3, 64, 40, 8, 32, false, "none", "none", F32, false, true},
+    /* a_quant none, M >= 6: dequantized tiles and the float microkernel (M = 2, 5: the
+     * register path); K not a multiple of the group, N not a multiple of NR, groups
+     * shorter than their padded rows (3 bits, group 6 -> 8 rows; 2 bits, group 6), M
+     * below / above the row block */
+    {2, 100, 45, 4, 32, false, "none", "relu", F32, false, true},
+    {5, 100, 45, 4, 32, false, "none", "none", F32, false, true},
+    {6, 100, 45, 4, 32, false, "none", "relu", F32, false, true},
+    {7, 70, 33, 3, 32, false, "none", "none", F32, false, true},
+    {7, 50, 20, 3, 6, true, "none", "none", F32, false, true},
+    {9, 50, 37, 2, 6, false, "none", "none", F32, false, false},
+    {128, 72, 50, 2, 16, true, "none", "gelu", F32, false, true},
+    {128, 100, 70, 4, 32, true, "none", "none", F32, false, true},
+    {128, 64, 40, 8, 32, false, "none", "none", F32, false, true},
+    /* a K x NR tile over LBQ_TILE_MAX (AVX-512 / AVX2): the register-dequantizing kernel */
+    {8, 9000, 40, 4, 32, false, "none", "none", F32, false, true},
     /* K = 0: the bias alone */
     {3, 0, 20, 4, 0, false, "dynamic", "none", F32, false, true},
     {3, 0, 20, 4, 0, true, "none", "none", F32, false, true},
@@ -211,6 +226,8 @@ static void test_parallel(void **s) {
       {1, 1024, 1000, 4, 32, true, "none", "none", F32, false, true},
       {130, 256, 200, 4, 32, false, "dynamic", "relu", F32, false, true},
       {130, 256, 200, 3, 64, true, "none", "none", F32, false, false},
+      {128, 250, 300, 4, 32, false, "none", "relu", F32, false, true},
+      {7, 1000, 500, 2, 32, true, "none", "none", F32, false, true},
   };
   for (int t = 0; t < N_TARGETS; t += 2)
     for (size_t i = 0; i < sizeof par / sizeof par[0]; i++) run_case(&par[i], &targets[t]);
