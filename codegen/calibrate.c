@@ -144,6 +144,13 @@ int32_t lb_calib_expose_value(struct lb_graph *g, struct lb_value *v) {
   return g->n_outputs - 1;
 }
 
+static bool name_listed(const char *const *names, const char *name) {
+  if (!names) return true;
+  for (; *names; names++)
+    if (strcmp(*names, name) == 0) return true;
+  return false;
+}
+
 enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb_calib_run_options *o,
                             struct lb_calib_result *out, struct lb_diag *d) {
   memset(out, 0, sizeof *out);
@@ -165,7 +172,7 @@ enum lb_status lb_calibrate(struct lb_graph *g, const char *dir, const struct lb
     struct lb_value *v = n->inputs[0];
     LB_ASSERT(v->type.dtype == LB_DTYPE_F32);
     int32_t kinds = lb_calib_kinds_from_node(n);
-    if (kinds & LB_CALIB_ABSMAX_CHANNEL) kinds |= o->operand_kinds;
+    if ((kinds & LB_CALIB_ABSMAX_CHANNEL) && name_listed(o->operand_names, v->name)) kinds |= o->operand_kinds;
     lb_calib_stat_init(&out->stats[out->n_stats], v->name, kinds, &v->type);
     src[out->n_stats++] = v;
     lb_graph_replace_uses(g, n->outputs[0], v);

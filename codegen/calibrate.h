@@ -28,6 +28,9 @@ struct lb_calib_run_options {
    * per-channel absmax (the activation operands of the linear layers): e.g.
    * LB_CALIB_ABSMEAN_CHANNEL | LB_CALIB_ROWS for awq. 0 = none. */
   int32_t operand_kinds;
+  /* NULL-terminated names of the operands that get operand_kinds (others keep
+   * only what their observer asks for); NULL = all. Bounds gptq's Hessians. */
+  const char *const *operand_names;
 };
 
 /* Runs g (which holds observe nodes, from the insert-observers pass; not yet

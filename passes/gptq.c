@@ -1,7 +1,7 @@
 /* gptq.c: low-bit weights by GPTQ (Frantar et al. 2022, "GPTQ: Accurate
  * Post-Training Quantization for Generative Pre-trained Transformers").
  *
- *   gptq{bits=4 group=32 asym=0 act_order=0 damp=0.01 block=128 clip=0 act=none}
+ *   gptq{bits=4 group=32 asym=0 act_order=0 damp=0.01 block=128 clip=0 act=none partial=0}
  *
  * Every linear layer the quantize pass would rewrite (lb_quant_classify) with
  * a calibrated Hessian statistic of its input x (lb_pass_calib(ctx, x):
@@ -38,6 +38,10 @@
  * Memory: the pass needs the K x K Hessian of each layer's input (calibration
  * keeps one per observed value, codegen/calibrate.c and passes/calib.h) plus
  * W, H^-1 and the block's errors in double for the layer it works on.
+ * partial=1 quantizes only the layers whose input has a Hessian and leaves
+ * the others as they are (partial=0: each missing one is an error): the
+ * driver calibrates a batch of layer inputs at a time to bound the Hessians'
+ * memory (tools/quant_flow.c, --hessian-memory).
  * Progress: one line per layer on stderr (rewritten in place on a terminal).
  */
 #include <lapacke.h>
@@ -264,9 +268,12 @@ static double now_ms(void) {
 enum lb_status lb_pass_gptq(struct lb_graph *g, struct lb_pass_context *ctx) {
   struct lb_gptq_params p;
   const char *a_quant;
+  double partial = 0;
   enum lb_status st = parse_args(ctx, &p, &a_quant);
+  if (st == LB_OK) st = num_arg(ctx, "partial", 0, 1, true, &partial);
   if (st != LB_OK) return st;
-  /* every layer needs its input's Hessian: list all the missing ones first */
+  /* every layer needs its input's Hessian (partial: only those with one are
+   * quantized): list all the missing ones first */
   int32_t layers = 0, missing = 0;
   for (int32_t i = 0; i < g->n_nodes; i++) {
     struct lb_node *n = g->nodes[i];
@@ -274,8 +281,12 @@ enum lb_status lb_pass_gptq(struct lb_graph *g, struct lb_pass_context *ctx) {
     struct lb_quant_linear l;
     lb_quant_linear_of(g, n, &l);
     const char *why;
+    if (hessian_of(ctx, &l, &why)) {
+      layers++;
+      continue;
+    }
+    if (partial) continue;
     layers++;
-    if (hessian_of(ctx, &l, &why)) continue;
     lb_diag_error(ctx->diag, LB_ERR_INVALID, n, "gptq: input \"%s\" of \"%s\" has %s", l.a->name,
                   n->outputs[0]->name, why);
     missing++;
@@ -295,6 +306,7 @@ enum lb_status lb_pass_gptq(struct lb_graph *g, struct lb_pass_context *ctx) {
     lb_quant_linear_of(g, n, &l);
     const char *why;
     const struct lb_calib_stat *s = hessian_of(ctx, &l, &why);
+    if (!s && partial) continue;
     LB_ASSERT(s); /* checked above; quantizing earlier layers does not change later inputs */
     int64_t k = l.k, nn = l.n, ng = lb_wq_groups(&p.fmt, k);
     double *h = xmalloc(sizeof *h * (size_t)(k * k));

@@ -78,6 +78,8 @@ static const char usage_text[] =
     "                          awq+gptq (all but rtn need --calib)\n"
     "  --clip                  low-bit: search each group's clipping range (least error)\n"
     "  --act-order             gptq: quantize inputs by descending activation energy\n"
+    "  --hessian-memory MB     gptq: Hessians held at once (MiB, fractions allowed; default\n"
+    "                          256): layers are calibrated and quantized in batches\n"
     "  --act A                 low-bit: activations f32 (default; weights dequantized in\n"
     "                          registers) or int8 (per-row scales at run time, integer dot\n"
     "                          products: faster, slightly less accurate)\n"
@@ -129,7 +131,8 @@ static void str_list_push(struct str_list *l, const char *s) {
 struct compile_args {
   const char *input, *output, *name, *target, *cpu, *features, *pipeline, *dump_dir;
   const char *calib_dir, *save_calib, *load_calib, *calib_method_arg, *calib_scheme_arg;
-  const char *quant_arg, *quant_report, *group_arg, *weight_algo_arg;
+  const char *quant_arg, *quant_report, *group_arg, *weight_algo_arg, *hessian_memory_arg;
+  double hessian_memory_mb;
   enum lb_quant_scheme quant;
   int64_t group;
   bool asym, clip, act_order, act_int8;
@@ -224,6 +227,8 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->clip = true;
     } else if (strcmp(arg, "--act-order") == 0) {
       a->act_order = true;
+    } else if ((v = option_value(argc, argv, &i, "--hessian-memory"))) {
+      a->hessian_memory_arg = v;
     } else if ((v = option_value(argc, argv, &i, "--act"))) {
       a->act_arg = v;
     } else if (strcmp(arg, "--smoothquant") == 0) {
@@ -345,6 +350,10 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
     usage_error("--weight-algo %s needs --calib DIR (the samples its statistics come from)", a->weight_algo_arg);
   if (a->act_order && a->weight_algo != LB_WALGO_GPTQ && a->weight_algo != LB_WALGO_AWQ_GPTQ)
     usage_error("%s", "--act-order needs --weight-algo gptq (or awq+gptq)");
+  if (a->hessian_memory_arg && a->weight_algo != LB_WALGO_GPTQ && a->weight_algo != LB_WALGO_AWQ_GPTQ)
+    usage_error("%s", "--hessian-memory needs --weight-algo gptq (or awq+gptq)");
+  a->hessian_memory_mb =
+      a->hessian_memory_arg ? number_arg(a->hessian_memory_arg, "--hessian-memory", 0.001, 1e6) : 256;
   if (lowbit && (a->smoothquant || a->outliers))
     usage_error("--smoothquant and --outliers prepare int8 activations, not %s weights (use --weight-algo awq)",
                 a->quant_arg);
@@ -502,6 +511,7 @@ static int cmd_compile(int argc, char **argv) {
         .save_calib = a.save_calib, .method = a.calib_method, .calib_scheme = a.calib_scheme,
         .report_path = a.quant_report, .pipeline = a.pipeline, .po = &po, .jit = &jit, .verbose = a.verbose,
         .group = a.group, .asym = a.asym, .clip = a.clip, .act_order = a.act_order, .act_int8 = a.act_int8, .weight_algo = a.weight_algo,
+        .hessian_memory_mb = a.hessian_memory_mb,
     };
     st = lb_quant_flow_run(g, &qf, &d);
   } else {

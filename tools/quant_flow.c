@@ -89,12 +89,14 @@ static enum lb_status run_stage(struct lb_graph *g, const char *pipeline, const 
 
 /* Calibrates a copy of g on the samples, for activation ranges or (!ranges)
  * for the per-channel statistics of smoothquant/split-outliers, plus
- * operand_kinds (LB_CALIB_*) on the layers' activation operands: awq's mean
- * |x| and rows, gptq's Hessians. The
+ * operand_kinds (LB_CALIB_*) on the layers' activation operands (only those
+ * in the NULL-terminated operand_names, when not NULL): awq's mean |x| and
+ * rows, gptq's Hessians. The
  * calibration build's own notes (its memory plan) are dropped; its errors are
  * kept. */
 static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_quant_flow *f, bool ranges,
-                                     int32_t operand_kinds, struct lb_calib_result *res, struct lb_diag *d) {
+                                     int32_t operand_kinds, const char *const *operand_names,
+                                     struct lb_calib_result *res, struct lb_diag *d) {
   double t0 = now_ms();
   struct lb_diag cd;
   lb_diag_init(&cd, d->file);
@@ -104,7 +106,7 @@ static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_q
   struct lb_codegen_options co = f->jit ? *f->jit : (struct lb_codegen_options){.opt_level = 3};
   co.model_name = "lowbit_calib";
   struct lb_calib_run_options ro = {.cg = &co, .progress = lb_progress_show, .progress_ctx = &pr,
-                                    .operand_kinds = operand_kinds};
+                                    .operand_kinds = operand_kinds, .operand_names = operand_names};
   if (st == LB_OK) st = lb_calibrate(gc, f->calib_dir, &ro, res, &cd);
   lb_graph_free(gc);
   if (st != LB_OK) {
@@ -135,7 +137,7 @@ static enum lb_status calibrate_copy(const struct lb_graph *g, const struct lb_q
 static enum lb_status stats_pass(struct lb_graph *g, const struct lb_quant_flow *f, const char *pipe,
                                  const char *stage, struct lb_diag *d) {
   struct lb_calib_result stats = {0};
-  enum lb_status st = calibrate_copy(g, f, false, 0, &stats, d);
+  enum lb_status st = calibrate_copy(g, f, false, 0, NULL, &stats, d);
   if (st == LB_OK) st = run_stage(g, pipe, f, stage, &stats, d);
   lb_calib_result_free(&stats);
   return st;
@@ -165,7 +167,7 @@ static enum lb_status attach_ranges(struct lb_graph *g, const struct lb_quant_fl
     return st;
   }
   struct lb_calib_result res = {0};
-  enum lb_status st = calibrate_copy(g, f, true, 0, &res, d);
+  enum lb_status st = calibrate_copy(g, f, true, 0, NULL, &res, d);
   struct lb_calib_file_info info = {.model = g->name, .samples = res.samples, .method = f->method,
                                     .scheme = f->calib_scheme};
   if (st == LB_OK && f->save_calib) st = lb_calib_write_json(f->save_calib, res.stats, res.n_stats, &info, d);
@@ -187,6 +189,91 @@ bool lb_weight_algo_parse(const char *s, enum lb_weight_algo *out) {
   return false;
 }
 
+/* The distinct inputs of the layers gptq quantizes (gptq.c's rule: what
+ * quantize would rewrite), in graph order, with their Hessians' bytes (K^2
+ * doubles); layers sharing an input share its Hessian. */
+struct hessian_operand {
+  char *name;
+  double bytes;
+};
+static int32_t gptq_operands(const struct lb_graph *g, struct hessian_operand **out) {
+  int32_t n = 0;
+  *out = malloc(sizeof **out * (size_t)(g->n_nodes + 1));
+  if (!*out) abort();
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const struct lb_node *nd = g->nodes[i];
+    if ((nd->op != LB_OP_MATMUL && nd->op != LB_OP_GEMM && nd->op != LB_OP_FUSED_MATMUL) ||
+        lb_quant_classify(g, nd) != LB_QSKIP_NONE)
+      continue;
+    struct lb_quant_linear l;
+    lb_quant_linear_of(g, nd, &l);
+    bool seen = false;
+    for (int32_t j = 0; j < n && !seen; j++) seen = strcmp((*out)[j].name, l.a->name) == 0;
+    if (seen) continue;
+    (*out)[n].name = strdup(l.a->name);
+    if (!(*out)[n].name) abort();
+    (*out)[n++].bytes = (double)l.k * (double)l.k * 8;
+  }
+  return n;
+}
+
+/* gptq within --hessian-memory: the layer inputs in graph order, cut into
+ * batches whose Hessians fit the budget (an input over it alone); each batch
+ * is calibrated on g as the earlier batches left it (their layers already
+ * quantized: sequential GPTQ) and its layers quantized with gptq{partial=1}.
+ * One batch is today's single calibration, with gptq's full checks. */
+static enum lb_status gptq_batches(struct lb_graph *g, const struct lb_quant_flow *f, int32_t bits,
+                                   struct lb_diag *d) {
+  struct hessian_operand *ops;
+  int32_t n_ops = gptq_operands(g, &ops), n_batches = 0;
+  double budget = (f->hessian_memory_mb > 0 ? f->hessian_memory_mb : 256) * 1048576.0, sum = 0;
+  int32_t *first = malloc(sizeof *first * (size_t)(n_ops + 2)); /* batch b: ops [first[b], first[b + 1]) */
+  const char **names = malloc(sizeof *names * (size_t)(n_ops + 1));
+  if (!first || !names) abort();
+  bool over = false;
+  for (int32_t i = 0; i < n_ops; i++) {
+    if (i == 0 || sum + ops[i].bytes > budget) {
+      first[n_batches++] = i;
+      sum = 0;
+    }
+    sum += ops[i].bytes;
+    if (ops[i].bytes > budget && !over) {
+      over = true;
+      fprintf(stderr, "lowbit: note: the Hessian of \"%s\" (%.3g MB) exceeds --hessian-memory %g MB: "
+                      "such inputs are calibrated one per batch\n", ops[i].name, ops[i].bytes / 1048576.0,
+              f->hessian_memory_mb);
+    }
+  }
+  first[n_batches] = n_ops;
+  enum lb_status st = LB_OK;
+  if (n_batches == 0) n_batches = 1, first[0] = first[1] = 0; /* no layers: gptq says so */
+  for (int32_t b = 0; b < n_batches && st == LB_OK; b++) {
+    int32_t cnt = first[b + 1] - first[b];
+    double bytes = 0;
+    for (int32_t i = 0; i < cnt; i++) {
+      names[i] = ops[first[b] + i].name;
+      bytes += ops[first[b] + i].bytes;
+    }
+    names[cnt] = NULL;
+    fprintf(stderr, "lowbit: gptq batch %d/%d: %d layer inputs, %.3g MB of Hessians\n", (int)b + 1, (int)n_batches,
+            (int)cnt, bytes / 1048576.0);
+    struct lb_calib_result stats = {0};
+    st = calibrate_copy(g, f, false, LB_CALIB_HESSIAN, n_batches > 1 ? names : NULL, &stats, d);
+    char pipe[192], stage[32] = "3-quantize";
+    snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld asym=%d act_order=%d clip=%d act=%s partial=%d},dce",
+             (int)bits, (long long)f->group, (int)f->asym, (int)f->act_order, (int)f->clip,
+             f->act_int8 ? "dynamic" : "none", n_batches > 1);
+    if (n_batches > 1) snprintf(stage, sizeof stage, "3-quantize-%d", (int)b + 1);
+    if (st == LB_OK) st = run_stage(g, pipe, f, stage, &stats, d);
+    lb_calib_result_free(&stats);
+  }
+  for (int32_t i = 0; i < n_ops; i++) free(ops[i].name);
+  free(ops);
+  free(first);
+  free(names);
+  return st;
+}
+
 /* Low-bit weights: awq's scales first (calibrated on g), then gptq (on
  * Hessians of g as awq left it) or RTN. As in AWQ's reference, the scale search
  * rounds plainly and the clipping search runs after it, on the scaled weights:
@@ -201,22 +288,14 @@ static enum lb_status lowbit_weights(struct lb_graph *g, const struct lb_quant_f
   bool gptq = f->weight_algo == LB_WALGO_GPTQ || f->weight_algo == LB_WALGO_AWQ_GPTQ;
   if (awq) {
     struct lb_calib_result stats = {0};
-    st = calibrate_copy(g, f, false, LB_CALIB_ABSMEAN_CHANNEL | LB_CALIB_ROWS, &stats, d);
+    st = calibrate_copy(g, f, false, LB_CALIB_ABSMEAN_CHANNEL | LB_CALIB_ROWS, NULL, &stats, d);
     snprintf(pipe, sizeof pipe, "awq{bits=%d group=%lld asym=%d clip=0}", (int)bits, (long long)f->group,
              (int)f->asym);
     if (st == LB_OK) st = run_stage(g, pipe, f, "2-awq", &stats, d);
     lb_calib_result_free(&stats);
   }
   if (st != LB_OK) return st;
-  if (gptq) {
-    struct lb_calib_result stats = {0};
-    st = calibrate_copy(g, f, false, LB_CALIB_HESSIAN, &stats, d);
-    snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld asym=%d act_order=%d clip=%d act=%s},dce", (int)bits,
-             (long long)f->group, (int)f->asym, (int)f->act_order, (int)f->clip, f->act_int8 ? "dynamic" : "none");
-    if (st == LB_OK) st = run_stage(g, pipe, f, "3-quantize", &stats, d);
-    lb_calib_result_free(&stats);
-    return st;
-  }
+  if (gptq) return gptq_batches(g, f, bits, d);
   snprintf(pipe, sizeof pipe, "quantize{scheme=%s group=%lld asym=%d clip=%d act=%s},dce",
            lb_quant_scheme_name(f->scheme), (long long)f->group, (int)f->asym, (int)(f->clip || awq),
            f->act_int8 ? "dynamic" : "none");

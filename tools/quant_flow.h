@@ -36,6 +36,7 @@ struct lb_quant_flow {
   bool asym, clip, act_order;      /* --asym, --clip, --act-order */
   bool act_int8;                   /* --act int8: per-row int8 activations (act=dynamic) */
   enum lb_weight_algo weight_algo; /* --weight-algo */
+  double hessian_memory_mb;        /* --hessian-memory: gptq's Hessians held at once (MiB) */
   const char *pipeline;            /* the user's pipeline; its plan-memory runs last */
   const struct lb_pass_options *po;/* the user's print/dump/verify options */
   const struct lb_codegen_options *jit; /* cpu/features/opt level of the calibration runs */
@@ -55,11 +56,14 @@ struct lb_quant_flow {
  *   awq: calibrate (mean |x| and sampled rows of the layer inputs), then
  *        awq{bits group asym clip} (scales folded into the producers);
  *   gptq: calibrate (Hessians of the layer inputs, of the graph after awq),
- *        then gptq{bits group asym act_order clip},dce;
+ *        then gptq{bits group asym act_order clip},dce; in batches of layer
+ *        inputs whose Hessians fit --hessian-memory, each calibrated after
+ *        the previous batch is quantized;
  *   rtn (and after awq alone): quantize{scheme=wN group asym clip},dce.
  * Prints the calibration summaries and the quantization summary (one line
  * each) on stderr. With --dump-dir DIR the stages dump into DIR/1-passes,
- * DIR/2-smoothquant, DIR/2-split-outliers, DIR/2-awq, DIR/3-quantize, DIR/4-plan. */
+ * DIR/2-smoothquant, DIR/2-split-outliers, DIR/2-awq, DIR/3-quantize (gptq batches:
+ * DIR/3-quantize-1, ...), DIR/4-plan. */
 enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d);
 
 /* Progress of a long step on stderr: a bar redrawn per sample when stderr is a

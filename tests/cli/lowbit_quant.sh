@@ -1,9 +1,10 @@
 #!/bin/sh
 # --quant w4|w3|w2 end to end (issue 4): a two-layer MLP with correlated
 # inputs compiled with RTN (plain, --clip, --asym, --group-size 0) and GPTQ
-# (plain, --act-order), run, and compared with the float build within a
-# budget per bit width; GPTQ must beat RTN at 3 bits on held-out inputs; the
-# summary and GPTQ's per-layer progress lines; the usage errors.
+# (plain, --act-order, one layer input per --hessian-memory batch), run, and
+# compared with the float build within a budget per bit width; GPTQ must
+# beat RTN at 3 bits on held-out inputs; the summary and GPTQ's per-layer
+# progress and batch lines; the usage errors.
 # Usage: lowbit_quant.sh LOWBIT_BIN REPO_ROOT
 set -u
 LOWBIT=$1
@@ -103,6 +104,9 @@ build w2 --quant w2 --group-size 32 --clip
 build w4g --quant w4 --group-size 32 --weight-algo gptq --calib "$T/calib"
 build w3g --quant w3 --group-size 32 --weight-algo gptq --calib "$T/calib"
 build w3go --quant w3 --group-size 32 --weight-algo gptq --act-order --calib "$T/calib"
+# --hessian-memory 0.05 MiB: x's Hessian (64^2 doubles, 32 KiB) and hr's (128^2,
+# 128 KiB, over the budget) are calibrated and quantized one batch each
+build w3gb --quant w3 --group-size 32 --weight-algo gptq --hessian-memory 0.05 --calib "$T/calib"
 build w4i8 --quant w4 --group-size 32 --act int8
 build w4gi8 --quant w4 --group-size 32 --weight-algo gptq --act int8 --calib "$T/calib"
 # budgets: measured x 1.3 (w4 0.138, --clip 0.129, --asym 0.126, per column 0.165,
@@ -117,6 +121,7 @@ within w2 0.85
 within w4g 0.095
 within w3g 0.22
 within w3go 0.14
+within w3gb 0.22
 # int8 activations add their own (small) error on top of the weights'
 within w4i8 0.19
 within w4gi8 0.11
@@ -129,6 +134,14 @@ grep -q "^lowbit: quantized 2 of 2 matmuls to int3 (w3)$" "$T/w3g.stderr" && ok 
 grep -q "^lowbit: calibrated .* values on 16 samples .*(Hessians of the layer inputs)" "$T/w3g.stderr" && ok ||
   { bad "gptq calibration line"; cat "$T/w3g.stderr"; }
 grep -q "^lowbit: gptq 2/2 y \[128 x 32\] loss" "$T/w3g.stderr" && ok || { bad "gptq progress"; cat "$T/w3g.stderr"; }
+grep -q "^lowbit: gptq batch 1/1: 2 layer inputs, 0.156 MB of Hessians$" "$T/w3g.stderr" && ok ||
+  { bad "gptq batch line"; cat "$T/w3g.stderr"; }
+[ "$(grep -c '^lowbit: calibrated .*(Hessians of the layer inputs)' "$T/w3gb.stderr")" = 2 ] &&
+  grep -q "^lowbit: gptq batch 1/2: 1 layer inputs, 0.0312 MB of Hessians$" "$T/w3gb.stderr" &&
+  grep -q "^lowbit: gptq batch 2/2: 1 layer inputs, 0.125 MB of Hessians$" "$T/w3gb.stderr" &&
+  grep -q "^lowbit: note: the Hessian of \"hr\" (0.125 MB) exceeds --hessian-memory 0.05 MB" "$T/w3gb.stderr" &&
+  grep -q "^lowbit: quantized 2 of 2 matmuls to int3 (w3)$" "$T/w3gb.stderr" && ok ||
+  { bad "--hessian-memory batches"; cat "$T/w3gb.stderr"; }
 
 # --act int8: the layers read int8 activations (per-row scales at run time)
 "$LOWBIT" compile "$MODEL" --quant w4 --act int8 --emit ir -o "$T/w4i8.lbir" 2>/dev/null
@@ -148,6 +161,8 @@ check_usage awq-no-calib "--weight-algo awq needs --calib DIR" "$LOWBIT" compile
 check_usage act-no-lowbit "need --quant w4, w3 or w2" "$LOWBIT" compile "$MODEL" --quant w8 --act int8 -o "$T/e"
 check_usage bad-act "unknown --act 'fp16' (f32, int8)" "$LOWBIT" compile "$MODEL" --quant w4 --act fp16 -o "$T/e"
 check_usage act-order-rtn "--act-order needs --weight-algo gptq" "$LOWBIT" compile "$MODEL" --quant w4 --act-order -o "$T/e"
+check_usage bad-hessian-memory "--hessian-memory needs a number in" "$LOWBIT" compile "$MODEL" --quant w4 --weight-algo gptq --hessian-memory 0 --calib "$T/calib" -o "$T/e"
+check_usage hessian-memory-rtn "--hessian-memory needs --weight-algo gptq" "$LOWBIT" compile "$MODEL" --quant w4 --hessian-memory 64 -o "$T/e"
 check_usage sq-lowbit "prepare int8 activations, not w4 weights" "$LOWBIT" compile "$MODEL" --quant w4 --smoothquant --calib "$T/calib" -o "$T/e"
 [ -e "$T/e" ] && bad "a usage error left an output" || ok
 
