@@ -918,6 +918,10 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
   q.np = (q.N + NR - 1) / NR;
   q.cbytes = NR * q.GP * (q.bits == 3 ? 3 : 8 / q.cpb) / 8;
   q.block = q.cbytes + 2 * NR + (q.asym ? NR : 0);
+  /* the block layout's size: the codes fill whole bytes (no code is cut by the /8), then
+   * one f16 scale and (asym) one u8 zero point per column */
+  LB_ASSERT((int64_t)q.cbytes * 8 == (int64_t)NR * q.GP * (q.bits == 3 ? 3 : 8 / q.cpb));
+  LB_ASSERT(q.block == q.cbytes + (int64_t)NR * (q.asym ? 3 : 2));
   /* M-chunk: its rows stay in L1 next to the panel's blocks */
   int64_t rowbytes = q.Kp * lb_dtype_traits[q.bdt].size;
   int64_t MC = 32 * 1024 / (rowbytes + 1) / q.mr * q.mr;
