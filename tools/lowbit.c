@@ -25,6 +25,7 @@
 #include "passes/pass.h"
 #include "passes/quantize.h"
 #include "tools/analyze.h"
+#include "tools/mixed.h"
 #include "tools/quant_flow.h"
 
 #define LOWBIT_VERSION "0.1.0"
@@ -87,6 +88,12 @@ static const char usage_text[] =
     "                          (alpha A, default 0.5; needs --quant and --calib)\n"
     "  --outliers=T            keep input channels with |x| > T in float (LLM.int8();\n"
     "                          needs --quant and --calib)\n"
+    "  --quant auto            mixed precision: per layer f32, w8, w4/w3/w2 g32, chosen by\n"
+    "                          measured sensitivity (needs --calib) under a budget:\n"
+    "  --target-bpw B          weight bits per weight, scales included (e.g. 3.5)\n"
+    "  --max-size SIZE         weight bytes of the layers (BYTES, or with KB, MB)\n"
+    "  --keep-float GLOBS      comma-separated globs on layer value/node names: keep f32\n"
+    "  --save-plan FILE        write the choice as JSON; --quant-plan FILE compiles it\n"
     "  --quant-report FILE     per-layer error of the quantized model against float on\n"
     "                          the calibration samples, worst first (Markdown; needs --calib)\n"
     "calibration:\n"
@@ -152,6 +159,11 @@ struct compile_args {
   struct str_list print_before, print_after;
   bool print_before_all, print_after_all, print_changed, verify_each, time_passes;
   bool full_blobs, verbose;
+  /* --quant auto (tools/mixed.c) */
+  bool quant_auto;
+  const char *target_bpw_arg, *max_size_arg, *keep_float, *quant_plan, *save_plan;
+  double target_bpw;
+  int64_t max_size;
 };
 
 static bool same_file(const char *a, const char *b);
@@ -167,6 +179,23 @@ static double number_arg(const char *v, const char *opt, double lo, double hi) {
     exit(EXIT_USAGE);
   }
   return x;
+}
+
+/* --quant auto: a budget or a plan; mixed.c measures with RTN or gptq only. */
+static void parse_auto_args(struct compile_args *a) {
+  if (!a->target_bpw_arg && !a->max_size_arg && !a->quant_plan)
+    usage_error("%s", "--quant auto needs a budget (--target-bpw B or --max-size BYTES) or --quant-plan FILE");
+  if (a->quant_plan && (a->target_bpw_arg || a->max_size_arg || a->keep_float))
+    usage_error("%s", "--quant-plan FILE fixes every layer: it excludes --target-bpw, --max-size and --keep-float");
+  if (a->target_bpw_arg) a->target_bpw = number_arg(a->target_bpw_arg, "--target-bpw", 1, 32);
+  if (a->max_size_arg && !lb_mixed_parse_size(a->max_size_arg, &a->max_size))
+    usage_error("--max-size needs a positive size (BYTES, or with KB or MB): '%s'", a->max_size_arg);
+  if (!a->quant_plan && !a->calib_dir)
+    usage_error("%s", "--quant auto needs --calib DIR (the samples each layer's sensitivity is measured on)");
+  if (a->group_arg || a->asym || a->clip || a->act_order || a->act_arg || a->smoothquant || a->outliers ||
+      a->quant_report || a->load_calib || a->save_calib)
+    usage_error("%s", "--quant auto takes --weight-algo rtn|gptq and --calib only (its precisions are w8, w4 g32, "
+                      "w3 g32, w2 g32 and f32)");
 }
 
 /* Matches "--opt=value" or "--opt value"; advances *i past a separate value. */
@@ -240,6 +269,16 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
     } else if ((v = option_value(argc, argv, &i, "--outliers"))) {
       a->outliers = true;
       a->threshold = number_arg(v, "--outliers", 0, 1e30);
+    } else if ((v = option_value(argc, argv, &i, "--target-bpw"))) {
+      a->target_bpw_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--max-size"))) {
+      a->max_size_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--keep-float"))) {
+      a->keep_float = v;
+    } else if ((v = option_value(argc, argv, &i, "--quant-plan"))) {
+      a->quant_plan = v;
+    } else if ((v = option_value(argc, argv, &i, "--save-plan"))) {
+      a->save_plan = v;
     } else if ((v = option_value(argc, argv, &i, "--quant-report"))) {
       a->quant_report = v;
     } else if ((v = option_value(argc, argv, &i, "--calib"))) {
@@ -317,12 +356,16 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
     else if (strcmp(a->calib_scheme_arg, "uint8") == 0) a->calib_scheme = LB_CALIB_UINT8_ASYM;
     else usage_error("unknown --calib-scheme '%s' (int8, uint8)", a->calib_scheme_arg);
   }
-  if (a->quant_arg && !lb_quant_scheme_parse(a->quant_arg, &a->quant)) {
+  a->quant_auto = a->quant_arg && strcmp(a->quant_arg, "auto") == 0;
+  if (a->quant_auto) parse_auto_args(a), a->quant = LB_QUANT_W4; /* low-bit for the checks below */
+  else if (a->target_bpw_arg || a->max_size_arg || a->keep_float || a->quant_plan || a->save_plan)
+    usage_error("%s", "--target-bpw, --max-size, --keep-float, --quant-plan and --save-plan need --quant auto");
+  if (a->quant_arg && !a->quant_auto && !lb_quant_scheme_parse(a->quant_arg, &a->quant)) {
     fprintf(stderr, "lowbit: error: unknown --quant scheme '%s' (%s)\n(run 'lowbit --help' for usage)\n",
             a->quant_arg, lb_quant_scheme_list);
     exit(EXIT_USAGE);
   }
-  bool lowbit = a->quant_arg && lb_quant_scheme_bits(a->quant) < 8;
+  bool lowbit = a->quant_arg && (a->quant_auto || lb_quant_scheme_bits(a->quant) < 8);
   bool fp8 = a->quant_arg && lb_quant_scheme_fp8(a->quant); /* takes --group-size only */
   if (!lowbit && ((a->group_arg && !fp8) || a->weight_algo_arg || a->asym || a->clip || a->act_order || a->act_arg))
     usage_error("%s", "--group-size, --asym, --weight-algo, --clip, --act-order and --act need --quant w4, w3 or w2 "
@@ -501,7 +544,18 @@ static int cmd_compile(int argc, char **argv) {
       .time_passes = a.time_passes, .print_out = stderr,
       .dump_blobs = a.full_blobs ? LB_PRINT_BLOBS_FULL : LB_PRINT_BLOBS_ELIDED,
   };
-  if (a.quant_arg) {
+  if (a.quant_auto) {
+    struct lb_codegen_options jit = {.opt_level = a.opt_level};
+    if (!a.target) jit.cpu = a.cpu, jit.features = a.features;
+    if (a.weight_algo != LB_WALGO_RTN && a.weight_algo != LB_WALGO_GPTQ)
+      usage_error("--quant auto: --weight-algo %s is not supported (rtn, gptq)", a.weight_algo_arg);
+    struct lb_mixed_options mo = {
+        .target_bpw = a.target_bpw, .max_bytes = a.max_size, .keep_float = a.keep_float, .plan_in = a.quant_plan,
+        .plan_out = a.save_plan, .algo = a.weight_algo, .calib_dir = a.calib_dir, .pipeline = a.pipeline,
+        .po = &po, .jit = &jit,
+    };
+    st = lb_mixed_run(g, &mo, &d);
+  } else if (a.quant_arg) {
     /* calibration and the report run on this machine: the target's CPU only when it is the host's */
     struct lb_codegen_options jit = {.opt_level = a.opt_level};
     if (!a.target) jit.cpu = a.cpu, jit.features = a.features;

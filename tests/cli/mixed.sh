@@ -1,0 +1,159 @@
+#!/bin/sh
+# lowbit compile --quant auto (issue 5, mixed precision): on a three-layer MLP
+# whose middle layer has one huge weight per group (RTN at low bits rounds the
+# rest of its groups to zero), the greedy choice under --target-bpw gives that
+# layer more bits than the others and stays within the budget; --max-size,
+# --keep-float, the plan round trip (the same IR and the same executable from the
+# plan as from the choice), and the usage and plan errors.
+# Usage: mixed.sh LOWBIT_BIN
+set -u
+LOWBIT=$1
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+check_rc() { # check_rc NAME RC STDERR_FRAGMENT CMD... : exit RC and the fragment on stderr
+  name=$1; want=$2; frag=$3; shift 3
+  "$@" >"$T/out" 2>"$T/err"
+  rc=$?
+  if [ "$rc" -eq "$want" ] && grep -q -- "$frag" "$T/err"; then ok; else
+    bad "$name: exit $rc, want $want and '$frag', stderr:"; head -5 "$T/err"
+  fi
+}
+
+# x [8,64] -> fc0 [64,64] -> Relu -> fc1 [64,64] (w[5,:] = w[37,:] = 4) -> Relu -> fc2 [64,16] -> y (logits)
+"$PY" - "$T" <<'PYEOF' || { echo "FAIL: model/sample generation"; exit 1; }
+import os, sys
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, TensorProto
+t = sys.argv[1]
+rng = np.random.default_rng(11)
+sizes = [64, 64, 64, 16]
+inits, nodes, x = [], [], "x"
+for i in range(3):
+    w = (rng.standard_normal((sizes[i], sizes[i + 1])) / np.sqrt(sizes[i])).astype(np.float32)
+    b = (0.1 * rng.standard_normal(sizes[i + 1])).astype(np.float32)
+    if i == 0:
+        w[:, [5, 37]] *= 0.01
+        b[[5, 37]] = 0
+    if i == 1:
+        w[[5, 37], :] = 4.0
+    inits += [numpy_helper.from_array(w, "w%d" % i), numpy_helper.from_array(b, "b%d" % i)]
+    nodes.append(helper.make_node("MatMul", [x, "w%d" % i], ["mm%d" % i], name="/fc%d/MatMul" % i))
+    out = "y" if i == 2 else "h%d" % i
+    nodes.append(helper.make_node("Add", ["mm%d" % i, "b%d" % i], [out], name="/fc%d/Add" % i))
+    if i < 2:
+        nodes.append(helper.make_node("Relu", [out], ["r%d" % i], name="/relu%d" % i))
+        x = "r%d" % i
+g = helper.make_graph(nodes, "mlp3", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 64])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 16])], inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+onnx.checker.check_model(m)
+onnx.save(m, os.path.join(t, "mlp3.onnx"))
+for i in range(6):
+    os.makedirs(os.path.join(t, "calib", "s%d" % i))
+    x = rng.standard_normal((8, 64)).astype(np.float32)
+    with open(os.path.join(t, "calib", "s%d" % i, "input_0.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(x, "x").SerializeToString())
+PYEOF
+MODEL=$T/mlp3.onnx
+
+# check_plan PLAN MAX_BITS MAX_BYTES EXPR: layer bytes by the documented formula,
+# totals consistent, total bits <= MAX_BITS and bytes <= MAX_BYTES (0: none),
+# and EXPR (python, over p = {value: precision}, bpw = {value: bits/weight}) true.
+check_plan() {
+  "$PY" - "$@" <<'PYEOF'
+import json, math, sys
+path, max_bpw, max_bytes, expr = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+plan = json.load(open(path))
+assert plan["format"] == "lowbit-quant-plan" and plan["version"] == 1, plan
+p, bpw, weights, total = {}, {}, 0, 0
+for L in plan["layers"]:
+    k, n, prec = L["K"], L["N"], L["precision"]
+    if prec == "f32": want = 4 * k * n
+    elif prec == "w8": want = k * n + 4 * n
+    else:
+        bits, g = int(prec[1]), int(prec[3:])
+        want = math.ceil(k * n * bits / 8) + 2 * n * math.ceil(k / g)
+    assert L["bytes"] == want, (L, want)
+    assert abs(L["bits_per_weight"] - want * 8 / (k * n)) < 1e-4, L
+    p[L["value"]], bpw[L["value"]] = prec, L["bits_per_weight"]
+    weights += k * n
+    total += want
+assert plan["totals"]["bytes"] == total and plan["totals"]["weights"] == weights, plan["totals"]
+assert total * 8 <= max_bpw * weights + 1e-9, (total * 8 / weights, max_bpw)
+assert max_bytes == 0 or total <= max_bytes, (total, max_bytes)
+assert eval(expr), (expr, p, bpw)
+PYEOF
+}
+
+# 1. --target-bpw 4: the outlier layer (r1) gets more bits than each other layer
+if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --calib "$T/calib" --save-plan "$T/plan.json" \
+    --emit ir -o "$T/auto.lbir" 2>"$T/err"; then
+  if grep -q "mixed precision: [0-9.]* bits/weight (target 4)" "$T/err"; then ok; else bad "no summary line"; cat "$T/err"; fi
+  if check_plan "$T/plan.json" 4 0 'bpw["r1"] > bpw["r0"] and bpw["r1"] > bpw["y"]'; then ok; else bad "plan at 4 bpw"; fi
+  # grafted layers are qmatmuls with the planned bits
+  if [ "$(grep -c 'qmatmul(' "$T/auto.lbir")" -eq 3 ]; then ok; else bad "auto.lbir: want 3 qmatmul"; fi
+else
+  bad "compile --target-bpw 4:"; cat "$T/err"
+fi
+
+# 2. the plan compiles to the same IR, and to an executable
+if "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" --emit ir -o "$T/plan.lbir" 2>"$T/err" &&
+   cmp -s "$T/auto.lbir" "$T/plan.lbir"; then ok; else bad "plan round trip: IR differs"; cat "$T/err"; fi
+# the same executable, byte for byte, as the run that chose the plan (same output file
+# name: the model's symbols are named after it)
+mkdir -p "$T/direct" "$T/fromplan"
+if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --calib "$T/calib" -o "$T/direct/m" 2>"$T/err" &&
+   "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" -o "$T/fromplan/m" 2>>"$T/err" &&
+   cmp -s "$T/direct/m" "$T/fromplan/m"; then ok; else bad "plan round trip: executables differ"; cat "$T/err"; fi
+# a hand-edited plan: every layer w8 is what the IR says
+sed 's/"w[234]g32"/"w8"/g' "$T/plan.json" >"$T/w8.json"
+if "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/w8.json" --emit ir -o "$T/w8.lbir" 2>"$T/err" &&
+   [ "$(grep -c 'bits=8' "$T/w8.lbir")" -ge 3 ] && ! grep -q 'bits=[234]' "$T/w8.lbir" &&
+   grep -q "3 w8" "$T/err"; then ok; else bad "w8 plan"; cat "$T/err"; fi
+
+# 3. --max-size and --keep-float
+if "$LOWBIT" compile "$MODEL" --quant auto --max-size 6KB --calib "$T/calib" --save-plan "$T/size.json" \
+    -o "$T/size.exe" 2>"$T/err" && check_plan "$T/size.json" 32 6144 'bpw["r1"] >= 8'; then ok; else
+  bad "--max-size 6KB"; cat "$T/err"; fi
+if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 16 --keep-float '/fc0/*' --calib "$T/calib" \
+    --save-plan "$T/keep.json" -o "$T/keep.exe" 2>"$T/err" && check_plan "$T/keep.json" 16 0 'p["r0"] == "f32"'; then
+  ok; else bad "--keep-float"; cat "$T/err"; fi
+check_rc "budget below the cheapest" 2 "below the smallest choice" \
+  "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 3 --keep-float 'r1' --calib "$T/calib" -o "$T/x"
+
+# 4. usage errors
+check_rc "auto without a budget" 2 "needs a budget" "$LOWBIT" compile "$MODEL" --quant auto --calib "$T/calib" -o "$T/x"
+check_rc "auto without --calib" 2 "needs --calib" "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 -o "$T/x"
+check_rc "--target-bpw without auto" 2 "need --quant auto" \
+  "$LOWBIT" compile "$MODEL" --quant w4 --target-bpw 4 -o "$T/x"
+check_rc "plan and budget" 2 "excludes" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" --target-bpw 4 -o "$T/x"
+check_rc "bad --max-size" 2 "positive size" "$LOWBIT" compile "$MODEL" --quant auto --max-size 12GB \
+  --calib "$T/calib" -o "$T/x"
+
+# 5. bad plans name what is wrong
+sed 's/"precision": "w3g32"/"precision": "w5g32"/; s/"precision": "w2g32"/"precision": "w5g32"/' "$T/plan.json" >"$T/bad1.json"
+check_rc "unknown precision" 1 "unknown precision 'w5g32'" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/bad1.json" -o "$T/x"
+sed 's/"value": "r0"/"value": "nope"/' "$T/plan.json" >"$T/bad2.json"
+check_rc "unknown layer" 1 "unknown layer 'nope'" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/bad2.json" -o "$T/x"
+head -c 100 "$T/plan.json" >"$T/bad3.json"
+check_rc "malformed plan" 1 "malformed JSON" "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/bad3.json" -o "$T/x"
+"$PY" -c 'import json, sys; p = json.load(open(sys.argv[1])); p["layers"] = [L for L in p["layers"] if L["value"] != "y"]
+json.dump(p, open(sys.argv[2], "w"))' "$T/plan.json" "$T/bad4.json"
+check_rc "plan without a layer" 1 "no entry for layer 'y'" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/bad4.json" -o "$T/x"
+check_rc "plan of another algorithm" 2 "made with --weight-algo rtn, not gptq" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" --weight-algo gptq --calib "$T/calib" -o "$T/x"
+check_rc "missing plan" 1 "cannot open quantization plan" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/none.json" -o "$T/x"
+
+echo "mixed: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

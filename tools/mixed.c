@@ -1,0 +1,622 @@
+/* mixed.c: mixed-precision weights (`lowbit compile --quant auto`).
+ *
+ * Candidates: f32 (keep float) and, for every layer the quantize rules take,
+ * w8 (per column), w4 g32, w3 g32, w2 g32. A layer's bits per weight count
+ * its scales and zero points: lb_sens_weight_bytes * 8 / (K * N).
+ *
+ * Selection is the greedy knapsack by marginal gain: every free layer starts
+ * at its cheapest candidate; then, repeatedly, the (layer, richer candidate)
+ * with the largest (error decrease) / (extra bits) that still fits the budget
+ * is taken, until nothing fits or helps. Errors are the single-layer errors of
+ * lb_sensitivity, summed over layers (on the GPT fixture single-layer KLs add
+ * up to within 5% of the all-layers KL).
+ *
+ * The plan file records the choice; `--quant-plan` compiles it again without
+ * the sensitivity run, giving the same graph.
+ */
+#include "tools/mixed.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codegen/calibrate.h"
+#include "codegen/sensitivity.h"
+#include "passes/quantize.h"
+
+enum { MAX_CANDS = 8 };
+
+struct precision {
+  int32_t bits;  /* 32: keep float */
+  int64_t group; /* low-bit only */
+  char label[24];/* "f32", "w8", "w4g32" */
+};
+
+static bool precision_parse(const char *s, struct precision *p) {
+  memset(p, 0, sizeof *p);
+  if (strcmp(s, "f32") == 0) p->bits = 32;
+  else if (strcmp(s, "w8") == 0) p->bits = 8;
+  else {
+    char *end;
+    if (s[0] != 'w' || s[1] < '2' || s[1] > '4' || s[2] != 'g' || !isdigit((unsigned char)s[3])) return false;
+    errno = 0;
+    long long g = strtoll(s + 3, &end, 10);
+    if (errno || *end || g <= 0 || g > INT32_MAX) return false;
+    p->bits = s[1] - '0';
+    p->group = g;
+  }
+  snprintf(p->label, sizeof p->label, "%s", s);
+  return true;
+}
+
+bool lb_mixed_parse_size(const char *s, int64_t *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(s, &end);
+  double mul = 1;
+  if (end == s || errno || !(x > 0)) return false;
+  if (strcasecmp(end, "KB") == 0 || strcasecmp(end, "K") == 0) mul = 1024;
+  else if (strcasecmp(end, "MB") == 0 || strcasecmp(end, "M") == 0) mul = 1048576;
+  else if (*end) return false;
+  *out = (int64_t)(x * mul);
+  return *out > 0;
+}
+
+/* ---- the plan file: a small JSON reader ------------------------------------------------ */
+
+enum jkind { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+struct jval {
+  enum jkind kind;
+  double num;
+  char *str;
+  int32_t n;
+  struct jval *items; /* arrays and objects (values) */
+  char **keys;        /* objects */
+};
+
+static void jfree(struct jval *v) {
+  free(v->str);
+  for (int32_t i = 0; i < v->n; i++) {
+    jfree(&v->items[i]);
+    if (v->keys) free(v->keys[i]);
+  }
+  free(v->items);
+  free(v->keys);
+}
+
+static const char *jws(const char *c) {
+  while (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r') c++;
+  return c;
+}
+
+/* Strings of the plan are names: escapes \" \\ \/ and \uXXXX below 0x80. */
+static const char *jstring(const char *c, char **out) {
+  if (*c != '"') return NULL;
+  size_t cap = strlen(c) + 1, o = 0;
+  char *s = malloc(cap);
+  if (!s) abort();
+  for (c++; *c && *c != '"'; c++) {
+    if (*c != '\\') {
+      s[o++] = *c;
+      continue;
+    }
+    c++;
+    if (*c == '"' || *c == '\\' || *c == '/') s[o++] = *c;
+    else if (*c == 'n') s[o++] = '\n';
+    else if (*c == 't') s[o++] = '\t';
+    else if (*c == 'u' && isxdigit((unsigned char)c[1]) && isxdigit((unsigned char)c[2]) &&
+             isxdigit((unsigned char)c[3]) && isxdigit((unsigned char)c[4])) {
+      char hex[5] = {c[1], c[2], c[3], c[4], 0};
+      long cp = strtol(hex, NULL, 16);
+      if (cp >= 0x80 || cp == 0) break;
+      s[o++] = (char)cp;
+      c += 4;
+    } else {
+      break;
+    }
+  }
+  if (*c != '"') {
+    free(s);
+    return NULL;
+  }
+  s[o] = 0;
+  *out = s;
+  return c + 1;
+}
+
+static const char *jvalue(const char *c, struct jval *v, int depth) {
+  memset(v, 0, sizeof *v);
+  c = jws(c);
+  if (depth > 16) return NULL;
+  if (*c == '"') {
+    v->kind = J_STR;
+    return jstring(c, &v->str);
+  }
+  if (*c == '{' || *c == '[') {
+    bool obj = *c == '{';
+    char close = obj ? '}' : ']';
+    v->kind = obj ? J_OBJ : J_ARR;
+    c = jws(c + 1);
+    if (*c == close) return c + 1;
+    for (int32_t cap = 0;;) {
+      if (v->n == cap) {
+        cap = cap ? cap * 2 : 8;
+        v->items = realloc(v->items, sizeof *v->items * (size_t)cap);
+        if (obj) v->keys = realloc(v->keys, sizeof *v->keys * (size_t)cap);
+        if (!v->items || (obj && !v->keys)) abort();
+      }
+      if (obj) {
+        c = jstring(jws(c), &v->keys[v->n]);
+        if (!c) return NULL;
+        c = jws(c);
+        if (*c++ != ':') {
+          free(v->keys[v->n]);
+          return NULL;
+        }
+      }
+      c = jvalue(c, &v->items[v->n], depth + 1);
+      v->n++;
+      if (!c) return NULL;
+      c = jws(c);
+      if (*c == close) return c + 1;
+      if (*c++ != ',') return NULL;
+    }
+  }
+  if (strncmp(c, "true", 4) == 0 || strncmp(c, "false", 5) == 0) {
+    v->kind = J_BOOL;
+    v->num = *c == 't';
+    return c + (*c == 't' ? 4 : 5);
+  }
+  if (strncmp(c, "null", 4) == 0) return c + 4;
+  char *end;
+  v->kind = J_NUM;
+  v->num = strtod(c, &end);
+  return end == c ? NULL : end;
+}
+
+static const struct jval *jget(const struct jval *o, const char *key, enum jkind kind) {
+  if (o->kind != J_OBJ) return NULL;
+  for (int32_t i = 0; i < o->n; i++)
+    if (strcmp(o->keys[i], key) == 0) return o->items[i].kind == kind ? &o->items[i] : NULL;
+  return NULL;
+}
+
+/* ---- layers, candidates and the choice --------------------------------------------------- */
+
+struct layer {
+  char *value, *node;
+  int64_t k, n;
+  int32_t choice;        /* index into cands; -1 = not chosen yet */
+  bool fixed;            /* --keep-float or the plan */
+  int64_t bytes[MAX_CANDS];
+  double error[MAX_CANDS]; /* NaN: candidate did not quantize this layer */
+};
+
+struct mixed {
+  struct precision cands[MAX_CANDS]; /* cands[0] is f32 */
+  int32_t n_cands;
+  struct lb_graph *cand_g[MAX_CANDS];
+  struct layer *layers;
+  int32_t n_layers;
+  bool have_errors;
+};
+
+static int32_t cand_index(const struct mixed *m, const char *label) {
+  for (int32_t c = 0; c < m->n_cands; c++)
+    if (strcmp(m->cands[c].label, label) == 0) return c;
+  return -1;
+}
+
+static int32_t add_cand(struct mixed *m, const struct precision *p) {
+  int32_t c = cand_index(m, p->label);
+  if (c >= 0 || m->n_cands == MAX_CANDS) return c;
+  m->cands[m->n_cands] = *p;
+  return m->n_cands++;
+}
+
+static enum lb_status run_pipe(struct lb_graph *g, const char *pipe, const struct lb_pass_options *po,
+                               const struct lb_calib_result *stats, struct lb_diag *d) {
+  struct lb_pass_options o = po ? *po : (struct lb_pass_options){.dump_blobs = LB_PRINT_BLOBS_ELIDED};
+  o.dump_dir = NULL; /* the stages of one compile would overwrite each other */
+  if (stats) o.calib = stats->stats, o.n_calib = stats->n_stats;
+  return lb_pass_manager_run(g, pipe, &o, d);
+}
+
+/* Hessians of every layer input of the float graph (each layer's gptq works on
+ * its float input, so one calibration serves every candidate). */
+static enum lb_status hessians(const struct lb_graph *g, const struct lb_mixed_options *o,
+                               struct lb_calib_result *res, struct lb_diag *d) {
+  struct lb_graph *gc = lb_graph_clone(g);
+  struct lb_diag cd;
+  lb_diag_init(&cd, d->file);
+  enum lb_status st = lb_pass_manager_run(gc, "insert-observers", NULL, &cd);
+  struct lb_progress pr = {.tty = isatty(2) != 0, .what = "calibrating"};
+  struct lb_codegen_options co = o->jit ? *o->jit : (struct lb_codegen_options){.opt_level = 3};
+  co.model_name = "lowbit_calib";
+  struct lb_calib_run_options ro = {.cg = &co, .progress = lb_progress_show, .progress_ctx = &pr,
+                                    .operand_kinds = LB_CALIB_HESSIAN};
+  if (st == LB_OK) st = lb_calibrate(gc, o->calib_dir, &ro, res, &cd);
+  lb_graph_free(gc);
+  if (st != LB_OK) {
+    if (cd.text) lb_diag_append_error(d, st, cd.text, strlen(cd.text));
+    else lb_diag_error(d, st, NULL, "calibration failed");
+  } else {
+    fprintf(stderr, "lowbit: calibrated Hessians of the layer inputs on %lld samples from %s\n",
+            (long long)res->samples, o->calib_dir);
+  }
+  lb_diag_free(&cd);
+  return st;
+}
+
+/* One quantized copy of g per candidate but f32. */
+static enum lb_status quantize_candidates(const struct lb_graph *g, struct mixed *m, const struct lb_mixed_options *o,
+                                          struct lb_diag *d) {
+  bool gptq = false;
+  for (int32_t c = 1; c < m->n_cands; c++) gptq |= o->algo == LB_WALGO_GPTQ && m->cands[c].bits < 8;
+  struct lb_calib_result hess = {0};
+  enum lb_status st = gptq ? hessians(g, o, &hess, d) : LB_OK;
+  for (int32_t c = 1; c < m->n_cands && st == LB_OK; c++) {
+    const struct precision *p = &m->cands[c];
+    char pipe[160];
+    if (p->bits == 8) snprintf(pipe, sizeof pipe, "quantize{scheme=w8},dce");
+    else if (o->algo == LB_WALGO_GPTQ)
+      snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld},dce", (int)p->bits, (long long)p->group);
+    else
+      snprintf(pipe, sizeof pipe, "quantize{scheme=w%d group=%lld},dce", (int)p->bits, (long long)p->group);
+    m->cand_g[c] = lb_graph_clone(g);
+    st = run_pipe(m->cand_g[c], pipe, NULL, gptq ? &hess : NULL, d);
+  }
+  lb_calib_result_free(&hess);
+  return st;
+}
+
+/* KL when every f32 output has a last dimension of at least 2 (logits), else MSE. */
+static enum lb_sens_metric metric_of(const struct lb_graph *g) {
+  for (int32_t i = 0; i < g->n_outputs; i++) {
+    const struct lb_type *t = &g->outputs[i]->type;
+    if (t->dtype == LB_DTYPE_F32 && (t->shape.rank == 0 || t->shape.dims[t->shape.rank - 1] < 2)) return LB_SENS_MSE;
+  }
+  return LB_SENS_KL;
+}
+
+static const struct lb_node *qmatmul_of(const struct lb_graph *q, const char *value) {
+  const struct lb_value *v = lb_graph_find_value(q, value);
+  return v && v->producer && !v->producer->dead && v->producer->op == LB_OP_QMATMUL ? v->producer : NULL;
+}
+
+/* Without measuring (a given plan): the layers some candidate quantized, in
+ * graph order, and their bytes; lb_sensitivity finds the same ones. */
+static void layers_plain(const struct lb_graph *g, struct mixed *m) {
+  m->layers = calloc((size_t)g->n_nodes + 1, sizeof *m->layers);
+  if (!m->layers) abort();
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    const struct lb_node *fn = g->nodes[i];
+    if (fn->dead || !fn->n_outputs) continue;
+    struct layer L = {.choice = -1};
+    bool any = false;
+    for (int32_t c = 1; c < m->n_cands; c++) {
+      const struct lb_node *qn = qmatmul_of(m->cand_g[c], fn->outputs[0]->name);
+      L.error[c] = NAN;
+      if (!qn) continue;
+      if (!any) {
+        struct lb_quant_linear l;
+        lb_quant_linear_of(g, fn, &l);
+        L.k = l.k, L.n = l.n;
+      }
+      any = true;
+      L.bytes[c] = lb_sens_weight_bytes(qn->inputs[1]->qparams, L.k, L.n);
+      L.error[c] = 0;
+    }
+    if (!any) continue;
+    L.bytes[0] = L.k * L.n * 4;
+    L.value = strdup(fn->outputs[0]->name);
+    L.node = strdup(fn->name ? fn->name : "");
+    if (!L.value || !L.node) abort();
+    m->layers[m->n_layers++] = L;
+  }
+  m->have_errors = false;
+}
+
+/* The layers and each candidate's bytes, and with measure the errors lb_sensitivity finds
+ * (without: a given plan, see layers_plain). */
+static enum lb_status layers_of(const struct lb_graph *g, struct mixed *m, const struct lb_mixed_options *o,
+                                bool measure, struct lb_diag *d) {
+  struct lb_sens_candidate sc[MAX_CANDS];
+  for (int32_t c = 1; c < m->n_cands; c++) sc[c - 1] = (struct lb_sens_candidate){m->cands[c].label, m->cand_g[c]};
+  struct lb_sens_options so = {.cg = o->jit, .calib_dir = o->calib_dir, .metric = metric_of(g)};
+  struct lb_sens_table t = {0};
+  if (!measure) {
+    layers_plain(g, m);
+    return LB_OK;
+  }
+  enum lb_status st = lb_sensitivity(g, sc, m->n_cands - 1, &so, &t, d);
+  if (st != LB_OK) return st;
+  m->n_layers = t.n_layers;
+  m->layers = calloc((size_t)t.n_layers + 1, sizeof *m->layers);
+  if (!m->layers) abort();
+  for (int32_t i = 0; i < t.n_layers; i++) {
+    struct layer *L = &m->layers[i];
+    L->value = strdup(t.layers[i].value);
+    L->node = strdup(t.layers[i].node);
+    if (!L->value || !L->node) abort();
+    L->k = t.layers[i].k, L->n = t.layers[i].n, L->choice = -1;
+    L->bytes[0] = L->k * L->n * 4, L->error[0] = 0;
+    for (int32_t c = 1; c < m->n_cands; c++) {
+      const struct lb_sens_cell *cell = lb_sens_cell_at(&t, i, c - 1);
+      L->bytes[c] = cell->present ? cell->bytes : 0;
+      L->error[c] = cell->present ? cell->err.error : NAN;
+    }
+  }
+  m->have_errors = true;
+  fprintf(stderr, "lowbit: measured %d layers x %d precisions (%s) on %lld samples, %.0f ms per trial\n",
+          (int)t.n_layers, (int)(m->n_cands - 1), lb_sens_metric_name(t.metric), (long long)t.samples, t.trial_ms);
+  lb_sens_table_free(&t);
+  return LB_OK;
+}
+
+static bool matches_any(const char *globs, const struct layer *L) {
+  if (!globs) return false;
+  char *copy = strdup(globs);
+  if (!copy) abort();
+  bool hit = false;
+  for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save))
+    hit = fnmatch(tok, L->value, 0) == 0 || fnmatch(tok, L->node, 0) == 0;
+  free(copy);
+  return hit;
+}
+
+/* The greedy choice under budget_bits (see the top of the file). */
+static enum lb_status choose(struct mixed *m, double budget_bits, struct lb_diag *d) {
+  double bits = 0;
+  for (int32_t i = 0; i < m->n_layers; i++) {
+    struct layer *L = &m->layers[i];
+    if (L->choice < 0) {
+      int32_t best = 0;
+      for (int32_t c = 1; c < m->n_cands; c++)
+        if (!isnan(L->error[c]) && L->bytes[c] < L->bytes[best]) best = c;
+      L->choice = best;
+    }
+    bits += (double)L->bytes[L->choice] * 8;
+  }
+  if (bits > budget_bits)
+    return lb_diag_error(d, LB_ERR_USAGE, NULL,
+                         "the budget (%.0f bytes) is below the smallest choice: every layer at its cheapest "
+                         "precision (and --keep-float layers in f32) takes %.0f bytes",
+                         budget_bits / 8, bits / 8);
+  for (;;) {
+    int32_t bl = -1, bc = -1;
+    double best = 0;
+    for (int32_t i = 0; i < m->n_layers; i++) {
+      struct layer *L = &m->layers[i];
+      if (L->fixed) continue;
+      for (int32_t c = 0; c < m->n_cands; c++) {
+        double extra = (double)(L->bytes[c] - L->bytes[L->choice]) * 8, gain = L->error[L->choice] - L->error[c];
+        if (isnan(L->error[c]) || extra <= 0 || bits + extra > budget_bits) continue;
+        if (isnan(gain)) gain = INFINITY; /* leaving a NaN error is always worth it */
+        if (gain > 0 && gain / extra > best) best = gain / extra, bl = i, bc = c;
+      }
+    }
+    if (bl < 0) break;
+    bits += (double)(m->layers[bl].bytes[bc] - m->layers[bl].bytes[m->layers[bl].choice]) * 8;
+    m->layers[bl].choice = bc;
+  }
+  return LB_OK;
+}
+
+/* ---- plan file ------------------------------------------------------------------------- */
+
+static void put_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+    else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+    else fputc(ch, f);
+  }
+  fputc('"', f);
+}
+
+static void totals(const struct mixed *m, int64_t *weights, int64_t *bytes, double *error) {
+  *weights = *bytes = 0, *error = 0;
+  for (int32_t i = 0; i < m->n_layers; i++) {
+    const struct layer *L = &m->layers[i];
+    *weights += L->k * L->n;
+    *bytes += L->bytes[L->choice];
+    *error += L->error[L->choice];
+  }
+}
+
+static enum lb_status write_plan(const struct mixed *m, const char *path, const struct lb_mixed_options *o,
+                                 struct lb_diag *d) {
+  char *tmp = NULL;
+  FILE *f = lb_atomic_open(path, &tmp, d);
+  if (!f) return d->status ? d->status : LB_ERR_IO;
+  fprintf(f, "{\n  \"format\": \"lowbit-quant-plan\",\n  \"version\": 1,\n  \"weight_algo\": \"%s\",\n",
+          o->algo == LB_WALGO_GPTQ ? "gptq" : "rtn");
+  fputs("  \"layers\": [", f);
+  for (int32_t i = 0; i < m->n_layers; i++) {
+    const struct layer *L = &m->layers[i];
+    fprintf(f, "%s\n    {\"value\": ", i ? "," : "");
+    put_str(f, L->value);
+    fputs(", \"node\": ", f);
+    put_str(f, L->node);
+    fprintf(f, ", \"K\": %lld, \"N\": %lld, \"precision\": \"%s\", \"bits_per_weight\": %.6g, \"bytes\": %lld",
+            (long long)L->k, (long long)L->n, m->cands[L->choice].label,
+            (double)L->bytes[L->choice] * 8 / (double)(L->k * L->n), (long long)L->bytes[L->choice]);
+    if (m->have_errors && isfinite(L->error[L->choice])) fprintf(f, ", \"error\": %.9g", L->error[L->choice]);
+    fputc('}', f);
+  }
+  int64_t w, b;
+  double e;
+  totals(m, &w, &b, &e);
+  fprintf(f, "\n  ],\n  \"totals\": {\"weights\": %lld, \"bytes\": %lld, \"bits_per_weight\": %.6g", (long long)w,
+          (long long)b, w ? (double)b * 8 / (double)w : 0.0);
+  if (m->have_errors && isfinite(e)) fprintf(f, ", \"error\": %.9g", e);
+  fputs("}\n}\n", f);
+  return lb_atomic_commit(f, tmp, path, d);
+}
+
+static enum lb_status read_text(const char *path, char **out, struct lb_diag *d) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return lb_diag_error(d, LB_ERR_IO, NULL, "cannot open quantization plan '%s': %s", path, strerror(errno));
+  size_t cap = 4096, n = 0;
+  char *s = malloc(cap);
+  if (!s) abort();
+  for (size_t r; (r = fread(s + n, 1, cap - n - 1, f)) > 0;) {
+    n += r;
+    if (n + 1 == cap && !(s = realloc(s, cap *= 2))) abort();
+  }
+  fclose(f);
+  s[n] = 0;
+  *out = s;
+  return LB_OK;
+}
+
+/* The plan's precisions become the candidates (before the layers are known);
+ * layers_from_plan then fixes each layer's choice. */
+static enum lb_status read_plan(const char *path, enum lb_weight_algo algo, struct mixed *m, struct jval *root,
+                                const struct jval **layers, struct lb_diag *d) {
+  char *text = NULL;
+  enum lb_status st = read_text(path, &text, d);
+  if (st != LB_OK) return st;
+  const char *end = jvalue(text, root, 0);
+  bool ok = end && !*jws(end);
+  free(text);
+  if (!ok) return lb_diag_error(d, LB_ERR_PARSE, NULL, "quantization plan '%s': malformed JSON", path);
+  const struct jval *fmt = jget(root, "format", J_STR), *ver = jget(root, "version", J_NUM);
+  *layers = jget(root, "layers", J_ARR);
+  if (!fmt || strcmp(fmt->str, "lowbit-quant-plan") != 0 || !ver || ver->num != 1 || !*layers)
+    return lb_diag_error(d, LB_ERR_PARSE, NULL,
+                         "quantization plan '%s': not a lowbit-quant-plan version 1 (format, version, layers)", path);
+  /* the same precision from another algorithm is other codes: not the planned model */
+  const struct jval *walgo = jget(root, "weight_algo", J_STR);
+  const char *want = algo == LB_WALGO_GPTQ ? "gptq" : "rtn";
+  if (walgo && strcmp(walgo->str, want) != 0)
+    return lb_diag_error(d, LB_ERR_USAGE, NULL, "quantization plan '%s' was made with --weight-algo %s, not %s", path,
+                         walgo->str, want);
+  for (int32_t i = 0; i < (*layers)->n; i++) {
+    const struct jval *value = jget(&(*layers)->items[i], "value", J_STR);
+    const struct jval *prec = jget(&(*layers)->items[i], "precision", J_STR);
+    struct precision p;
+    if (!value || !prec)
+      return lb_diag_error(d, LB_ERR_PARSE, NULL, "quantization plan '%s': layer %d has no \"value\" or \"precision\"",
+                           path, (int)i);
+    if (!precision_parse(prec->str, &p))
+      return lb_diag_error(d, LB_ERR_PARSE, NULL,
+                           "quantization plan '%s': layer '%s': unknown precision '%s' (f32, w8, w4gG, w3gG, w2gG)",
+                           path, value->str, prec->str);
+    if (add_cand(m, &p) < 0)
+      return lb_diag_error(d, LB_ERR_LIMIT, NULL, "quantization plan '%s': more than %d precisions", path,
+                           MAX_CANDS - 1);
+  }
+  return LB_OK;
+}
+
+static enum lb_status layers_from_plan(struct mixed *m, const char *path, const struct jval *layers, struct lb_diag *d) {
+  for (int32_t i = 0; i < layers->n; i++) {
+    const char *value = jget(&layers->items[i], "value", J_STR)->str;
+    int32_t c = cand_index(m, jget(&layers->items[i], "precision", J_STR)->str);
+    int32_t li = -1;
+    for (int32_t j = 0; j < m->n_layers && li < 0; j++)
+      if (strcmp(m->layers[j].value, value) == 0) li = j;
+    if (li < 0)
+      return lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': unknown layer '%s' (no quantizable "
+                           "linear layer of the model has this output)", path, value);
+    if (m->layers[li].fixed)
+      return lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': layer '%s' is listed twice", path, value);
+    if (isnan(m->layers[li].error[c]))
+      return lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': layer '%s' cannot take %s", path, value,
+                           m->cands[c].label);
+    m->layers[li].choice = c;
+    m->layers[li].fixed = true;
+  }
+  return LB_OK;
+}
+
+/* ---- the flow ---------------------------------------------------------------------------- */
+
+static void summary(const struct mixed *m, const struct lb_mixed_options *o) {
+  int64_t w, b;
+  double e;
+  totals(m, &w, &b, &e);
+  char line[512];
+  int n = snprintf(line, sizeof line, "lowbit: mixed precision: %.3f bits/weight", w ? (double)b * 8 / (double)w : 0.0);
+  if (o->target_bpw > 0) n += snprintf(line + n, sizeof line - (size_t)n, " (target %g)", o->target_bpw);
+  n += snprintf(line + n, sizeof line - (size_t)n, ", %lld bytes:", (long long)b);
+  for (int32_t c = 0; c < m->n_cands && n < (int)sizeof line - 32; c++) {
+    int count = 0;
+    for (int32_t i = 0; i < m->n_layers; i++) count += m->layers[i].choice == c;
+    if (count) n += snprintf(line + n, sizeof line - (size_t)n, " %d %s,", count, m->cands[c].label);
+  }
+  if (n > 0 && line[n - 1] == ',') line[--n] = 0;
+  if (m->have_errors && isfinite(e)) snprintf(line + n, sizeof line - (size_t)n, "; summed error %.4g", e);
+  fprintf(stderr, "%s\n", line);
+}
+
+enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o, struct lb_diag *d) {
+  char *pipe = strdup(o->pipeline ? o->pipeline : lb_default_pipeline);
+  if (!pipe) abort();
+  bool has_plan = false;
+  for (char *at; (at = strstr(pipe, "plan-memory"));) {
+    has_plan = true;
+    memmove(at, at + 11, strlen(at + 11) + 1);
+  }
+  size_t len = strlen(pipe);
+  while (len && pipe[len - 1] == ',') pipe[--len] = 0;
+  for (char *at; (at = strstr(pipe, ",,"));) memmove(at, at + 1, strlen(at));
+  enum lb_status st = run_pipe(g, pipe, o->po, NULL, d);
+  free(pipe);
+
+  struct mixed m = {.n_cands = 1};
+  precision_parse("f32", &m.cands[0]);
+  struct jval root = {0};
+  const struct jval *plan_layers = NULL;
+  if (st == LB_OK && o->plan_in) {
+    st = read_plan(o->plan_in, o->algo, &m, &root, &plan_layers, d);
+  } else {
+    static const char *const defaults[] = {"w8", "w4g32", "w3g32", "w2g32"};
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
+      struct precision p;
+      precision_parse(defaults[i], &p);
+      add_cand(&m, &p);
+    }
+  }
+  if (st == LB_OK) st = quantize_candidates(g, &m, o, d);
+  if (st == LB_OK) st = layers_of(g, &m, o, !o->plan_in, d);
+  if (st == LB_OK && !m.n_layers)
+    st = lb_diag_error(d, LB_ERR_INVALID, NULL, "--quant auto: the model has no quantizable linear layer");
+  if (st == LB_OK && o->plan_in) {
+    st = layers_from_plan(&m, o->plan_in, plan_layers, d);
+    for (int32_t i = 0; st == LB_OK && i < m.n_layers; i++)
+      if (!m.layers[i].fixed)
+        st = lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s' has no entry for layer '%s'", o->plan_in,
+                           m.layers[i].value);
+  }
+  if (st == LB_OK && !o->plan_in) {
+    int64_t weights = 0;
+    for (int32_t i = 0; i < m.n_layers; i++) {
+      weights += m.layers[i].k * m.layers[i].n;
+      if (matches_any(o->keep_float, &m.layers[i])) m.layers[i].choice = 0, m.layers[i].fixed = true;
+    }
+    double budget = INFINITY;
+    if (o->target_bpw > 0) budget = o->target_bpw * (double)weights;
+    if (o->max_bytes > 0) budget = fmin(budget, (double)o->max_bytes * 8);
+    st = choose(&m, budget, d);
+  }
+  for (int32_t i = 0; st == LB_OK && i < m.n_layers; i++)
+    if (m.layers[i].choice > 0) st = lb_sens_graft(g, m.cand_g[m.layers[i].choice], m.layers[i].value, d);
+  if (st == LB_OK) st = run_pipe(g, "dce", o->po, NULL, d);
+  if (st == LB_OK) summary(&m, o);
+  if (st == LB_OK && o->plan_out) st = write_plan(&m, o->plan_out, o, d);
+  if (st == LB_OK && has_plan) st = run_pipe(g, "plan-memory", o->po, NULL, d);
+  jfree(&root);
+  for (int32_t i = 0; i < m.n_layers; i++) free(m.layers[i].value), free(m.layers[i].node);
+  free(m.layers);
+  for (int32_t c = 0; c < m.n_cands; c++) lb_graph_free(m.cand_g[c]);
+  return st;
+}
