@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian 12 packages lowbit needs to build and test, if missing.
-# Sourced by setup.sh and test.sh; safe to run again (installs only what lacks).
+# Run by setup.sh and test.sh; safe to run again (installs only what lacks).
+# With --test also what only the tests use: Chromium (the headless-browser check
+# of `lowbit analyze --html`) and Graphviz (`--dump-dot` output is laid out by dot).
 set -eu
 LOWBIT_PACKAGES="cmake make gcc libc6-dev pkg-config
   llvm-19-dev llvm-19-tools
@@ -9,6 +11,7 @@ LOWBIT_PACKAGES="cmake make gcc libc6-dev pkg-config
   clang-19 libclang-rt-19-dev
   python3 python3-onnx python3-numpy
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+[ "${1:-}" = "--test" ] && LOWBIT_PACKAGES="$LOWBIT_PACKAGES chromium graphviz"
 
 missing=""
 for p in $LOWBIT_PACKAGES; do

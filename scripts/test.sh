@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 JOBS=$(nproc)
 PY=/usr/bin/python3
-sh scripts/deps.sh || exit 1
+sh scripts/deps.sh --test || exit 1
 
 passed=0
 failed=0

@@ -92,8 +92,13 @@ static const char usage_text[] =
     "                          measured sensitivity (needs --calib) under a budget:\n"
     "  --target-bpw B          weight bits per weight, scales included (e.g. 3.5)\n"
     "  --max-size SIZE         weight bytes of the layers (BYTES, or with KB, MB)\n"
+    "  --max-loss L            the smallest plan whose summed error (KL nats per output\n"
+    "                          row for logits, else MSE) stays within L\n"
+    "  --candidates LIST       the precisions to choose from (default w8,w4g32,w3g32,w2g32;\n"
+    "                          any of f16, w8, w4gG, w3gG, w2gG; f32 is always one)\n"
     "  --keep-float GLOBS      comma-separated globs on layer value/node names: keep f32\n"
     "  --save-plan FILE        write the choice as JSON; --quant-plan FILE compiles it\n"
+    "                          (with a budget: its \"auto\" or missing layers are chosen)\n"
     "  --quant-report FILE     per-layer error of the quantized model against float on\n"
     "                          the calibration samples, worst first (Markdown; needs --calib)\n"
     "calibration:\n"
@@ -161,8 +166,8 @@ struct compile_args {
   bool full_blobs, verbose;
   /* --quant auto (tools/mixed.c) */
   bool quant_auto;
-  const char *target_bpw_arg, *max_size_arg, *keep_float, *quant_plan, *save_plan;
-  double target_bpw;
+  const char *target_bpw_arg, *max_size_arg, *max_loss_arg, *candidates, *keep_float, *quant_plan, *save_plan;
+  double target_bpw, max_loss;
   int64_t max_size;
 };
 
@@ -183,14 +188,18 @@ static double number_arg(const char *v, const char *opt, double lo, double hi) {
 
 /* --quant auto: a budget or a plan; mixed.c measures with RTN or gptq only. */
 static void parse_auto_args(struct compile_args *a) {
-  if (!a->target_bpw_arg && !a->max_size_arg && !a->quant_plan)
-    usage_error("%s", "--quant auto needs a budget (--target-bpw B or --max-size BYTES) or --quant-plan FILE");
-  if (a->quant_plan && (a->target_bpw_arg || a->max_size_arg || a->keep_float))
-    usage_error("%s", "--quant-plan FILE fixes every layer: it excludes --target-bpw, --max-size and --keep-float");
+  bool budget = a->target_bpw_arg || a->max_size_arg || a->max_loss_arg;
+  if (!budget && !a->quant_plan)
+    usage_error("%s", "--quant auto needs a budget (--target-bpw B, --max-size BYTES or --max-loss L) or "
+                      "--quant-plan FILE");
+  if (a->quant_plan && !budget && (a->keep_float || a->candidates))
+    usage_error("%s", "--quant-plan FILE without a budget fixes every layer: --keep-float and --candidates need "
+                      "a budget (--target-bpw, --max-size or --max-loss) to choose the layers it leaves out");
   if (a->target_bpw_arg) a->target_bpw = number_arg(a->target_bpw_arg, "--target-bpw", 1, 32);
+  if (a->max_loss_arg) a->max_loss = number_arg(a->max_loss_arg, "--max-loss", 1e-300, 1e30);
   if (a->max_size_arg && !lb_mixed_parse_size(a->max_size_arg, &a->max_size))
     usage_error("--max-size needs a positive size (BYTES, or with KB or MB): '%s'", a->max_size_arg);
-  if (!a->quant_plan && !a->calib_dir)
+  if ((budget || !a->quant_plan) && !a->calib_dir)
     usage_error("%s", "--quant auto needs --calib DIR (the samples each layer's sensitivity is measured on)");
   if (a->group_arg || a->asym || a->clip || a->act_order || a->act_arg || a->smoothquant || a->outliers ||
       a->quant_report || a->load_calib || a->save_calib)
@@ -273,6 +282,10 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->target_bpw_arg = v;
     } else if ((v = option_value(argc, argv, &i, "--max-size"))) {
       a->max_size_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--max-loss"))) {
+      a->max_loss_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--candidates"))) {
+      a->candidates = v;
     } else if ((v = option_value(argc, argv, &i, "--keep-float"))) {
       a->keep_float = v;
     } else if ((v = option_value(argc, argv, &i, "--quant-plan"))) {
@@ -358,8 +371,10 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
   }
   a->quant_auto = a->quant_arg && strcmp(a->quant_arg, "auto") == 0;
   if (a->quant_auto) parse_auto_args(a), a->quant = LB_QUANT_W4; /* low-bit for the checks below */
-  else if (a->target_bpw_arg || a->max_size_arg || a->keep_float || a->quant_plan || a->save_plan)
-    usage_error("%s", "--target-bpw, --max-size, --keep-float, --quant-plan and --save-plan need --quant auto");
+  else if (a->target_bpw_arg || a->max_size_arg || a->max_loss_arg || a->candidates || a->keep_float ||
+           a->quant_plan || a->save_plan)
+    usage_error("%s", "--target-bpw, --max-size, --max-loss, --candidates, --keep-float, --quant-plan and "
+                      "--save-plan need --quant auto");
   if (a->quant_arg && !a->quant_auto && !lb_quant_scheme_parse(a->quant_arg, &a->quant)) {
     fprintf(stderr, "lowbit: error: unknown --quant scheme '%s' (%s)\n(run 'lowbit --help' for usage)\n",
             a->quant_arg, lb_quant_scheme_list);
@@ -550,7 +565,8 @@ static int cmd_compile(int argc, char **argv) {
     if (a.weight_algo != LB_WALGO_RTN && a.weight_algo != LB_WALGO_GPTQ)
       usage_error("--quant auto: --weight-algo %s is not supported (rtn, gptq)", a.weight_algo_arg);
     struct lb_mixed_options mo = {
-        .target_bpw = a.target_bpw, .max_bytes = a.max_size, .keep_float = a.keep_float, .plan_in = a.quant_plan,
+        .target_bpw = a.target_bpw, .max_bytes = a.max_size, .max_loss = a.max_loss, .candidates = a.candidates,
+        .keep_float = a.keep_float, .plan_in = a.quant_plan,
         .plan_out = a.save_plan, .algo = a.weight_algo, .calib_dir = a.calib_dir, .pipeline = a.pipeline,
         .po = &po, .jit = &jit,
     };

@@ -1,18 +1,23 @@
 /* mixed.c: mixed-precision weights (`lowbit compile --quant auto`).
  *
  * Candidates: f32 (keep float) and, for every layer the quantize rules take,
- * w8 (per column), w4 g32, w3 g32, w2 g32. A layer's bits per weight count
- * its scales and zero points: lb_sens_weight_bytes * 8 / (K * N).
+ * w8 (per column), w4 g32, w3 g32, w2 g32 by default, or any list of f16, w8
+ * and wNgG. A layer's bits per weight count its scales and zero points:
+ * lb_sens_weight_bytes * 8 / (K * N).
  *
- * Selection is the greedy knapsack by marginal gain: every free layer starts
- * at its cheapest candidate; then, repeatedly, the (layer, richer candidate)
- * with the largest (error decrease) / (extra bits) that still fits the budget
- * is taken, until nothing fits or helps. Errors are the single-layer errors of
- * lb_sensitivity, summed over layers (on the GPT fixture single-layer KLs add
- * up to within 5% of the all-layers KL).
+ * Selection under a size budget is the greedy knapsack by marginal gain: every
+ * free layer starts at its cheapest candidate; then, repeatedly, the (layer,
+ * richer candidate) with the largest (error decrease) / (extra bits) that
+ * still fits the budget is taken, until nothing fits or helps. Errors are the
+ * single-layer errors of lb_sensitivity, summed over layers (on the GPT fixture
+ * single-layer KLs add up to within 5% of the all-layers KL). Under a loss
+ * budget (--max-loss) the same greedy runs without a size limit and the first
+ * plan on its path whose summed error is within the loss is taken: the
+ * smallest plan the greedy order finds within it.
  *
  * The plan file records the choice; `--quant-plan` compiles it again without
- * the sensitivity run, giving the same graph.
+ * the sensitivity run, giving the same graph. A plan with a budget fixes the
+ * layers it gives and leaves the others ("auto" or missing) to the choice.
  */
 #include "tools/mixed.h"
 
@@ -29,17 +34,18 @@
 #include "codegen/sensitivity.h"
 #include "passes/quantize.h"
 
-enum { MAX_CANDS = 8 };
+enum { MAX_CANDS = 12 };
 
 struct precision {
-  int32_t bits;  /* 32: keep float */
+  int32_t bits;  /* 32: keep float; 16: f16 weights */
   int64_t group; /* low-bit only */
-  char label[24];/* "f32", "w8", "w4g32" */
+  char label[24];/* "f32", "f16", "w8", "w4g32" */
 };
 
 static bool precision_parse(const char *s, struct precision *p) {
   memset(p, 0, sizeof *p);
   if (strcmp(s, "f32") == 0) p->bits = 32;
+  else if (strcmp(s, "f16") == 0) p->bits = 16;
   else if (strcmp(s, "w8") == 0) p->bits = 8;
   else {
     char *end;
@@ -204,6 +210,8 @@ struct mixed {
   struct layer *layers;
   int32_t n_layers;
   bool have_errors;
+  enum lb_sens_metric metric;
+  int64_t samples;
 };
 
 static int32_t cand_index(const struct mixed *m, const char *label) {
@@ -263,7 +271,8 @@ static enum lb_status quantize_candidates(const struct lb_graph *g, struct mixed
   for (int32_t c = 1; c < m->n_cands && st == LB_OK; c++) {
     const struct precision *p = &m->cands[c];
     char pipe[160];
-    if (p->bits == 8) snprintf(pipe, sizeof pipe, "quantize{scheme=w8},dce");
+    if (p->bits == 16) snprintf(pipe, sizeof pipe, "quantize{scheme=f16},dce");
+    else if (p->bits == 8) snprintf(pipe, sizeof pipe, "quantize{scheme=w8},dce");
     else if (o->algo == LB_WALGO_GPTQ)
       snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld},dce", (int)p->bits, (long long)p->group);
     else
@@ -330,6 +339,7 @@ static enum lb_status layers_of(const struct lb_graph *g, struct mixed *m, const
   for (int32_t c = 1; c < m->n_cands; c++) sc[c - 1] = (struct lb_sens_candidate){m->cands[c].label, m->cand_g[c]};
   struct lb_sens_options so = {.cg = o->jit, .calib_dir = o->calib_dir, .metric = metric_of(g)};
   struct lb_sens_table t = {0};
+  m->metric = so.metric;
   if (!measure) {
     layers_plain(g, m);
     return LB_OK;
@@ -353,6 +363,8 @@ static enum lb_status layers_of(const struct lb_graph *g, struct mixed *m, const
     }
   }
   m->have_errors = true;
+  m->metric = t.metric;
+  m->samples = t.samples;
   fprintf(stderr, "lowbit: measured %d layers x %d precisions (%s) on %lld samples, %.0f ms per trial\n",
           (int)t.n_layers, (int)(m->n_cands - 1), lb_sens_metric_name(t.metric), (long long)t.samples, t.trial_ms);
   lb_sens_table_free(&t);
@@ -370,17 +382,20 @@ static bool matches_any(const char *globs, const struct layer *L) {
   return hit;
 }
 
+/* The cheapest candidate each layer can take (the start of every choice). */
+static int32_t cheapest(const struct mixed *m, const struct layer *L) {
+  int32_t best = 0;
+  for (int32_t c = 1; c < m->n_cands; c++)
+    if (!isnan(L->error[c]) && L->bytes[c] < L->bytes[best]) best = c;
+  return best;
+}
+
 /* The greedy choice under budget_bits (see the top of the file). */
 static enum lb_status choose(struct mixed *m, double budget_bits, struct lb_diag *d) {
   double bits = 0;
   for (int32_t i = 0; i < m->n_layers; i++) {
     struct layer *L = &m->layers[i];
-    if (L->choice < 0) {
-      int32_t best = 0;
-      for (int32_t c = 1; c < m->n_cands; c++)
-        if (!isnan(L->error[c]) && L->bytes[c] < L->bytes[best]) best = c;
-      L->choice = best;
-    }
+    if (L->choice < 0) L->choice = cheapest(m, L);
     bits += (double)L->bytes[L->choice] * 8;
   }
   if (bits > budget_bits)
@@ -405,6 +420,85 @@ static enum lb_status choose(struct mixed *m, double budget_bits, struct lb_diag
     bits += (double)(m->layers[bl].bytes[bc] - m->layers[bl].bytes[m->layers[bl].choice]) * 8;
     m->layers[bl].choice = bc;
   }
+  return LB_OK;
+}
+
+/* One step of the greedy path: layer takes cand; bits and error are the totals after it. */
+struct step {
+  int32_t layer, cand; /* -1, -1: the start */
+  double bits, error;
+};
+
+/* The greedy path without a size limit, from every free layer at its cheapest
+ * candidate to where no step lowers the error: the trade-off curve of the
+ * report and the order --max-loss walks. Returns the number of steps (the
+ * start included); *out is malloc'ed. */
+static int32_t greedy_path(const struct mixed *m, struct step **out) {
+  int32_t *choice = malloc(sizeof *choice * (size_t)(m->n_layers + 1));
+  int32_t cap = 16, n = 0;
+  struct step *steps = malloc(sizeof *steps * (size_t)cap);
+  if (!choice || !steps) abort();
+  double bits = 0, error = 0;
+  for (int32_t i = 0; i < m->n_layers; i++) {
+    const struct layer *L = &m->layers[i];
+    choice[i] = L->fixed ? L->choice : cheapest(m, L);
+    bits += (double)L->bytes[choice[i]] * 8;
+    error += L->error[choice[i]];
+  }
+  steps[n++] = (struct step){-1, -1, bits, error};
+  for (;;) {
+    int32_t bl = -1, bc = -1;
+    double best = 0;
+    for (int32_t i = 0; i < m->n_layers; i++) {
+      const struct layer *L = &m->layers[i];
+      if (L->fixed) continue;
+      for (int32_t c = 0; c < m->n_cands; c++) {
+        double extra = (double)(L->bytes[c] - L->bytes[choice[i]]) * 8, gain = L->error[choice[i]] - L->error[c];
+        if (isnan(L->error[c]) || extra <= 0) continue;
+        if (isnan(gain)) gain = INFINITY;
+        if (gain > 0 && gain / extra > best) best = gain / extra, bl = i, bc = c;
+      }
+    }
+    if (bl < 0) break;
+    const struct layer *L = &m->layers[bl];
+    bits += (double)(L->bytes[bc] - L->bytes[choice[bl]]) * 8;
+    /* recomputed, not updated: a NaN error left behind must not stick */
+    choice[bl] = bc;
+    error = 0;
+    for (int32_t i = 0; i < m->n_layers; i++) error += m->layers[i].error[choice[i]];
+    if (n == cap && !(steps = realloc(steps, sizeof *steps * (size_t)(cap *= 2)))) abort();
+    steps[n++] = (struct step){bl, bc, bits, error};
+  }
+  free(choice);
+  *out = steps;
+  return n;
+}
+
+/* --max-loss: the first plan on the greedy path whose summed error is within
+ * max_loss and whose bits fit budget_bits. */
+static enum lb_status choose_within_loss(struct mixed *m, double max_loss, double budget_bits, struct lb_diag *d) {
+  struct step *steps;
+  int32_t n = greedy_path(m, &steps), at = -1;
+  for (int32_t i = 0; i < n && at < 0; i++)
+    if (steps[i].bits <= budget_bits && steps[i].error <= max_loss) at = i;
+  if (at < 0) {
+    int32_t best = 0; /* the lowest error within the size budget, for the message */
+    for (int32_t i = 0; i < n; i++)
+      if (steps[i].bits <= budget_bits && !(steps[i].error >= steps[best].error)) best = i;
+    double w = 0;
+    for (int32_t i = 0; i < m->n_layers; i++) w += (double)(m->layers[i].k * m->layers[i].n);
+    enum lb_status st = lb_diag_error(
+        d, LB_ERR_USAGE, NULL,
+        "no plan keeps the summed error within --max-loss %g%s: the lowest the choice reaches is %.4g at %.3f "
+        "bits/weight",
+        max_loss, isfinite(budget_bits) ? " and the size budget" : "", steps[best].error, steps[best].bits / w);
+    free(steps);
+    return st;
+  }
+  for (int32_t i = 0; i < m->n_layers; i++)
+    if (!m->layers[i].fixed) m->layers[i].choice = cheapest(m, &m->layers[i]);
+  for (int32_t i = 1; i <= at; i++) m->layers[steps[i].layer].choice = steps[i].cand;
+  free(steps);
   return LB_OK;
 }
 
@@ -506,9 +600,11 @@ static enum lb_status read_plan(const char *path, enum lb_weight_algo algo, stru
     if (!value || !prec)
       return lb_diag_error(d, LB_ERR_PARSE, NULL, "quantization plan '%s': layer %d has no \"value\" or \"precision\"",
                            path, (int)i);
+    if (strcmp(prec->str, "auto") == 0) continue; /* left to the choice under the budget */
     if (!precision_parse(prec->str, &p))
       return lb_diag_error(d, LB_ERR_PARSE, NULL,
-                           "quantization plan '%s': layer '%s': unknown precision '%s' (f32, w8, w4gG, w3gG, w2gG)",
+                           "quantization plan '%s': layer '%s': unknown precision '%s' (f32, f16, w8, w4gG, w3gG, "
+                           "w2gG, auto)",
                            path, value->str, prec->str);
     if (add_cand(m, &p) < 0)
       return lb_diag_error(d, LB_ERR_LIMIT, NULL, "quantization plan '%s': more than %d precisions", path,
@@ -517,25 +613,34 @@ static enum lb_status read_plan(const char *path, enum lb_weight_algo algo, stru
   return LB_OK;
 }
 
+/* Fixes each layer the plan gives a precision; "auto" entries are only checked
+ * (a known layer, listed once). */
 static enum lb_status layers_from_plan(struct mixed *m, const char *path, const struct jval *layers, struct lb_diag *d) {
-  for (int32_t i = 0; i < layers->n; i++) {
+  bool *listed = calloc((size_t)m->n_layers + 1, sizeof *listed);
+  if (!listed) abort();
+  enum lb_status st = LB_OK;
+  for (int32_t i = 0; i < layers->n && st == LB_OK; i++) {
     const char *value = jget(&layers->items[i], "value", J_STR)->str;
-    int32_t c = cand_index(m, jget(&layers->items[i], "precision", J_STR)->str);
+    const char *prec = jget(&layers->items[i], "precision", J_STR)->str;
+    int32_t c = cand_index(m, prec);
     int32_t li = -1;
     for (int32_t j = 0; j < m->n_layers && li < 0; j++)
       if (strcmp(m->layers[j].value, value) == 0) li = j;
     if (li < 0)
-      return lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': unknown layer '%s' (no quantizable "
-                           "linear layer of the model has this output)", path, value);
-    if (m->layers[li].fixed)
-      return lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': layer '%s' is listed twice", path, value);
-    if (isnan(m->layers[li].error[c]))
-      return lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': layer '%s' cannot take %s", path, value,
-                           m->cands[c].label);
-    m->layers[li].choice = c;
-    m->layers[li].fixed = true;
+      st = lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': unknown layer '%s' (no quantizable "
+                         "linear layer of the model has this output)", path, value);
+    else if (listed[li])
+      st = lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': layer '%s' is listed twice", path, value);
+    else if (c < 0)
+      listed[li] = true; /* auto */
+    else if (isnan(m->layers[li].error[c]))
+      st = lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s': layer '%s' cannot take %s", path, value,
+                         m->cands[c].label);
+    else
+      listed[li] = m->layers[li].fixed = true, m->layers[li].choice = c;
   }
-  return LB_OK;
+  free(listed);
+  return st;
 }
 
 /* ---- the flow ---------------------------------------------------------------------------- */
@@ -554,8 +659,117 @@ static void summary(const struct mixed *m, const struct lb_mixed_options *o) {
     if (count) n += snprintf(line + n, sizeof line - (size_t)n, " %d %s,", count, m->cands[c].label);
   }
   if (n > 0 && line[n - 1] == ',') line[--n] = 0;
-  if (m->have_errors && isfinite(e)) snprintf(line + n, sizeof line - (size_t)n, "; summed error %.4g", e);
+  if (m->have_errors && isfinite(e)) {
+    n += snprintf(line + n, sizeof line - (size_t)n, "; summed error %.4g", e);
+    if (o->max_loss > 0 && n < (int)sizeof line) snprintf(line + n, sizeof line - (size_t)n, " (max %g)", o->max_loss);
+  }
   fprintf(stderr, "%s\n", line);
+}
+
+/* ---- the report view ----------------------------------------------------------------------- */
+
+struct result_storage {
+  const char *labels[MAX_CANDS];
+  struct lb_report_layer *layers;
+  double *errors;
+  int64_t *bytes;
+  char **names; /* value and node of each layer */
+  struct lb_report_point *curve, uniform[MAX_CANDS];
+  char budget[160];
+  struct precision cands[MAX_CANDS];
+};
+
+void lb_mixed_result_free(struct lb_mixed_result *r) {
+  struct result_storage *rs = r->storage;
+  if (rs) {
+    for (int32_t i = 0; i < 2 * r->report.n_layers; i++) free(rs->names[i]);
+    free(rs->names), free(rs->layers), free(rs->errors), free(rs->bytes), free(rs->curve);
+    free(rs);
+  }
+  memset(r, 0, sizeof *r);
+}
+
+static void fill_result(const struct mixed *m, const struct lb_mixed_options *o, bool chosen, const char *model,
+                        struct lb_mixed_result *r) {
+  struct result_storage *rs = calloc(1, sizeof *rs);
+  int32_t nl = m->n_layers, nc = m->n_cands;
+  if (!rs) abort();
+  rs->layers = calloc((size_t)nl + 1, sizeof *rs->layers);
+  rs->errors = calloc((size_t)(nl * nc) + 1, sizeof *rs->errors);
+  rs->bytes = calloc((size_t)(nl * nc) + 1, sizeof *rs->bytes);
+  rs->names = calloc((size_t)(2 * nl) + 1, sizeof *rs->names);
+  if (!rs->layers || !rs->errors || !rs->bytes || !rs->names) abort();
+  memcpy(rs->cands, m->cands, sizeof rs->cands);
+  for (int32_t c = 0; c < nc; c++) rs->labels[c] = rs->cands[c].label;
+  double weights = 0;
+  for (int32_t i = 0; i < nl; i++) {
+    const struct layer *L = &m->layers[i];
+    struct lb_report_layer *R = &rs->layers[i];
+    rs->names[2 * i] = strdup(L->value);
+    rs->names[2 * i + 1] = strdup(L->node);
+    if (!rs->names[2 * i] || !rs->names[2 * i + 1]) abort();
+    for (int32_t c = 0; c < nc; c++) {
+      /* a plan compiled without measuring has no errors, only which candidates apply */
+      rs->errors[i * nc + c] = m->have_errors || c == 0 || isnan(L->error[c]) ? L->error[c] : NAN;
+      rs->bytes[i * nc + c] = isnan(L->error[c]) ? 0 : L->bytes[c];
+    }
+    *R = (struct lb_report_layer){.value = rs->names[2 * i], .node = rs->names[2 * i + 1], .k = L->k, .n = L->n,
+                                  .error = &rs->errors[i * nc], .bytes = &rs->bytes[i * nc],
+                                  .choice = chosen ? L->choice : -1, .fixed = chosen && L->fixed,
+                                  .sqnr_db = NAN, .max_abs = NAN};
+    weights += (double)(L->k * L->n);
+  }
+  for (int32_t c = 0; c < nc; c++) {
+    double bits = 0, error = 0;
+    for (int32_t i = 0; i < nl; i++) {
+      const struct layer *L = &m->layers[i];
+      bits += (double)L->bytes[c] * 8;
+      error += m->have_errors ? L->error[c] : NAN;
+    }
+    rs->uniform[c] = (struct lb_report_point){weights ? bits / weights : 0, error};
+  }
+  int32_t n_curve = 0;
+  if (m->have_errors) {
+    struct step *steps;
+    n_curve = greedy_path(m, &steps);
+    rs->curve = calloc((size_t)n_curve + 1, sizeof *rs->curve);
+    if (!rs->curve) abort();
+    for (int32_t i = 0; i < n_curve; i++)
+      rs->curve[i] = (struct lb_report_point){weights ? steps[i].bits / weights : 0, steps[i].error};
+    free(steps);
+  }
+  int n = 0;
+  rs->budget[0] = 0;
+  if (o->target_bpw > 0) n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--target-bpw %g ", o->target_bpw);
+  if (o->max_bytes > 0)
+    n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--max-size %lld ", (long long)o->max_bytes);
+  if (o->max_loss > 0) n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--max-loss %g ", o->max_loss);
+  if (o->plan_in && n < (int)sizeof rs->budget)
+    n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--quant-plan %s ", o->plan_in);
+  if (n > 0 && n < (int)sizeof rs->budget) rs->budget[n - 1] = 0;
+  r->storage = rs;
+  r->report = (struct lb_report){
+      .model = model, .metric = lb_sens_metric_name(m->metric), .weight_algo = o->algo == LB_WALGO_GPTQ ? "gptq" : "rtn",
+      .samples = m->samples, .cands = rs->labels, .n_cands = nc, .layers = rs->layers, .n_layers = nl,
+      .budget = chosen && rs->budget[0] ? rs->budget : NULL, .curve = rs->curve, .n_curve = n_curve,
+      .uniform = rs->uniform, .model_error = NAN};
+}
+
+/* ---- the flow ---------------------------------------------------------------------------- */
+
+static bool add_cands(struct mixed *m, const char *list, struct lb_diag *d) {
+  char *copy = strdup(list);
+  if (!copy) abort();
+  bool ok = true;
+  for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && ok; tok = strtok_r(NULL, ",", &save)) {
+    struct precision p;
+    if (!precision_parse(tok, &p) || p.bits == 32)
+      ok = !lb_diag_error(d, LB_ERR_USAGE, NULL, "unknown candidate precision '%s' (f16, w8, w4gG, w3gG, w2gG)", tok);
+    else if (add_cand(m, &p) < 0)
+      ok = !lb_diag_error(d, LB_ERR_LIMIT, NULL, "more than %d candidate precisions", MAX_CANDS - 1);
+  }
+  free(copy);
+  return ok;
 }
 
 enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o, struct lb_diag *d) {
@@ -572,47 +786,50 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
   enum lb_status st = run_pipe(g, pipe, o->po, NULL, d);
   free(pipe);
 
+  bool budget = o->target_bpw > 0 || o->max_bytes > 0 || o->max_loss > 0;
+  /* measure unless a plan alone says everything; choose unless only a report is asked for */
+  bool measure = !o->plan_in || budget, choosing = budget || o->plan_in || !o->result;
   struct mixed m = {.n_cands = 1};
   precision_parse("f32", &m.cands[0]);
   struct jval root = {0};
   const struct jval *plan_layers = NULL;
-  if (st == LB_OK && o->plan_in) {
-    st = read_plan(o->plan_in, o->algo, &m, &root, &plan_layers, d);
-  } else {
-    static const char *const defaults[] = {"w8", "w4g32", "w3g32", "w2g32"};
-    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
-      struct precision p;
-      precision_parse(defaults[i], &p);
-      add_cand(&m, &p);
-    }
-  }
+  if (st == LB_OK && o->plan_in) st = read_plan(o->plan_in, o->algo, &m, &root, &plan_layers, d);
+  if (st == LB_OK && measure && !add_cands(&m, o->candidates ? o->candidates : "w8,w4g32,w3g32,w2g32", d))
+    st = d->status;
   if (st == LB_OK) st = quantize_candidates(g, &m, o, d);
-  if (st == LB_OK) st = layers_of(g, &m, o, !o->plan_in, d);
+  if (st == LB_OK) st = layers_of(g, &m, o, measure, d);
   if (st == LB_OK && !m.n_layers)
     st = lb_diag_error(d, LB_ERR_INVALID, NULL, "--quant auto: the model has no quantizable linear layer");
   if (st == LB_OK && o->plan_in) {
     st = layers_from_plan(&m, o->plan_in, plan_layers, d);
-    for (int32_t i = 0; st == LB_OK && i < m.n_layers; i++)
+    for (int32_t i = 0; st == LB_OK && !budget && i < m.n_layers; i++)
       if (!m.layers[i].fixed)
-        st = lb_diag_error(d, LB_ERR_INVALID, NULL, "quantization plan '%s' has no entry for layer '%s'", o->plan_in,
-                           m.layers[i].value);
+        st = lb_diag_error(d, LB_ERR_INVALID, NULL,
+                           "quantization plan '%s' gives no precision for layer '%s' (add it, or give a budget: "
+                           "--target-bpw, --max-size or --max-loss choose the layers a plan leaves out or marks "
+                           "\"auto\")",
+                           o->plan_in, m.layers[i].value);
   }
-  if (st == LB_OK && !o->plan_in) {
+  if (st == LB_OK && (budget || (choosing && !o->plan_in))) {
     int64_t weights = 0;
     for (int32_t i = 0; i < m.n_layers; i++) {
       weights += m.layers[i].k * m.layers[i].n;
-      if (matches_any(o->keep_float, &m.layers[i])) m.layers[i].choice = 0, m.layers[i].fixed = true;
+      if (!m.layers[i].fixed && matches_any(o->keep_float, &m.layers[i]))
+        m.layers[i].choice = 0, m.layers[i].fixed = true;
     }
-    double budget = INFINITY;
-    if (o->target_bpw > 0) budget = o->target_bpw * (double)weights;
-    if (o->max_bytes > 0) budget = fmin(budget, (double)o->max_bytes * 8);
-    st = choose(&m, budget, d);
+    double bits = INFINITY;
+    if (o->target_bpw > 0) bits = o->target_bpw * (double)weights;
+    if (o->max_bytes > 0) bits = fmin(bits, (double)o->max_bytes * 8);
+    st = o->max_loss > 0 ? choose_within_loss(&m, o->max_loss, bits, d) : choose(&m, bits, d);
   }
-  for (int32_t i = 0; st == LB_OK && i < m.n_layers; i++)
+  if (st == LB_OK && o->result) {
+    fill_result(&m, o, choosing, d->file, o->result);
+  }
+  for (int32_t i = 0; st == LB_OK && choosing && i < m.n_layers; i++)
     if (m.layers[i].choice > 0) st = lb_sens_graft(g, m.cand_g[m.layers[i].choice], m.layers[i].value, d);
-  if (st == LB_OK) st = run_pipe(g, "dce", o->po, NULL, d);
-  if (st == LB_OK) summary(&m, o);
-  if (st == LB_OK && o->plan_out) st = write_plan(&m, o->plan_out, o, d);
+  if (st == LB_OK && choosing) st = run_pipe(g, "dce", o->po, NULL, d);
+  if (st == LB_OK && choosing) summary(&m, o);
+  if (st == LB_OK && choosing && o->plan_out) st = write_plan(&m, o->plan_out, o, d);
   if (st == LB_OK && has_plan) st = run_pipe(g, "plan-memory", o->po, NULL, d);
   jfree(&root);
   for (int32_t i = 0; i < m.n_layers; i++) free(m.layers[i].value), free(m.layers[i].node);

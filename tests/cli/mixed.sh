@@ -127,13 +127,49 @@ if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 16 --keep-float '/fc0/*'
 check_rc "budget below the cheapest" 2 "below the smallest choice" \
   "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 3 --keep-float 'r1' --calib "$T/calib" -o "$T/x"
 
+# 3b. a plan that fixes one layer and leaves the others to the budget: the outlier
+# layer pinned to w2g32 stays there, "auto" and missing layers are chosen
+"$PY" -c 'import json, sys; p = json.load(open(sys.argv[1]))
+for L in p["layers"]: L["precision"] = "w2g32" if L["value"] == "r1" else "auto"
+p["layers"] = [L for L in p["layers"] if L["value"] != "y"]
+json.dump(p, open(sys.argv[2], "w"))' "$T/plan.json" "$T/partial.json"
+if "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/partial.json" --target-bpw 4 --calib "$T/calib" \
+    --save-plan "$T/partial_out.json" -o "$T/x" 2>"$T/err" &&
+   check_plan "$T/partial_out.json" 4 0 'p["r1"] == "w2g32" and len(p) == 3 and bpw["r0"] > 2.5'; then ok; else
+  bad "partial plan with a budget"; cat "$T/err"; fi
+check_rc "auto entry without a budget" 1 "gives no precision for layer 'r0'" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/partial.json" -o "$T/x"
+
+# 3c. --max-loss: the summed error stays within it, a tighter loss costs more bytes
+# and one below every plan's error (within the size budget) is an error
+for loss in 0.05 0.0005; do
+  if "$LOWBIT" compile "$MODEL" --quant auto --max-loss $loss --calib "$T/calib" --save-plan "$T/loss$loss.json" \
+      -o "$T/x" 2>"$T/err" && grep -q "(max $loss)" "$T/err" &&
+     "$PY" -c 'import json, sys; p = json.load(open(sys.argv[1])); assert p["totals"]["error"] <= float(sys.argv[2]), p["totals"]' \
+       "$T/loss$loss.json" $loss; then ok; else bad "--max-loss $loss"; cat "$T/err"; fi
+done
+if "$PY" -c 'import json, sys; a, b = (json.load(open(f))["totals"]["bytes"] for f in sys.argv[1:]); assert a < b, (a, b)' \
+    "$T/loss0.05.json" "$T/loss0.0005.json"; then ok; else bad "--max-loss: tighter loss is not bigger"; fi
+check_rc "--max-loss out of reach" 2 "no plan keeps the summed error within --max-loss" \
+  "$LOWBIT" compile "$MODEL" --quant auto --max-loss 1e-12 --max-size 3KB --calib "$T/calib" -o "$T/x"
+
+# 3d. --candidates: only those precisions (and f32) appear
+if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 6 --candidates w8,w4g64 --calib "$T/calib" \
+    --save-plan "$T/cands.json" -o "$T/x" 2>"$T/err" &&
+   check_plan "$T/cands.json" 6 0 'set(p.values()) <= {"f32", "w8", "w4g64"} and "w4g64" in p.values()'; then ok; else
+  bad "--candidates"; cat "$T/err"; fi
+
 # 4. usage errors
 check_rc "auto without a budget" 2 "needs a budget" "$LOWBIT" compile "$MODEL" --quant auto --calib "$T/calib" -o "$T/x"
 check_rc "auto without --calib" 2 "needs --calib" "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 -o "$T/x"
 check_rc "--target-bpw without auto" 2 "need --quant auto" \
   "$LOWBIT" compile "$MODEL" --quant w4 --target-bpw 4 -o "$T/x"
-check_rc "plan and budget" 2 "excludes" \
-  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" --target-bpw 4 -o "$T/x"
+check_rc "keep-float with a full plan" 2 "without a budget fixes every layer" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" --keep-float r0 -o "$T/x"
+check_rc "bad --max-loss" 2 "--max-loss needs a number" \
+  "$LOWBIT" compile "$MODEL" --quant auto --max-loss -1 --calib "$T/calib" -o "$T/x"
+check_rc "unknown candidate" 2 "unknown candidate precision 'w9'" \
+  "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --candidates w8,w9 --calib "$T/calib" -o "$T/x"
 check_rc "bad --max-size" 2 "positive size" "$LOWBIT" compile "$MODEL" --quant auto --max-size 12GB \
   --calib "$T/calib" -o "$T/x"
 
@@ -148,7 +184,7 @@ head -c 100 "$T/plan.json" >"$T/bad3.json"
 check_rc "malformed plan" 1 "malformed JSON" "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/bad3.json" -o "$T/x"
 "$PY" -c 'import json, sys; p = json.load(open(sys.argv[1])); p["layers"] = [L for L in p["layers"] if L["value"] != "y"]
 json.dump(p, open(sys.argv[2], "w"))' "$T/plan.json" "$T/bad4.json"
-check_rc "plan without a layer" 1 "no entry for layer 'y'" \
+check_rc "plan without a layer" 1 "gives no precision for layer 'y'" \
   "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/bad4.json" -o "$T/x"
 check_rc "plan of another algorithm" 2 "made with --weight-algo rtn, not gptq" \
   "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" --weight-algo gptq --calib "$T/calib" -o "$T/x"
