@@ -54,6 +54,8 @@ step gpt-quant sh tests/gpt/check_quant.sh "$LOWBIT"
 step gpt-outliers sh tests/gpt/check_outlier_variant.sh "$LOWBIT"
 # Low-bit weights (issue 4): w4/w3 RTN and GPTQ perplexity budgets on the GPT fixture.
 step gpt-lowbit sh tests/gpt/check_lowbit.sh "$LOWBIT"
+# Mixed precision (issue 5): --target-bpw 3.5 / 4.25 against uniform GPTQ, size, plan round trip
+step gpt-mixed sh tests/gpt/check_mixed.sh "$LOWBIT"
 # FP8 weights (issue 4): fp8 / fp8-e5m2 perplexity budgets on the GPT fixture.
 step gpt-fp8 sh tests/gpt/check_fp8.sh "$LOWBIT"
 # Hostile models and input files (tests/hostile): every bad case fails cleanly,

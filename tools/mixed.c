@@ -376,7 +376,8 @@ static bool matches_any(const char *globs, const struct layer *L) {
   char *copy = strdup(globs);
   if (!copy) abort();
   bool hit = false;
-  for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && !hit; tok = strtok_r(NULL, ",", &save))
+  /* globs separated by "|" (as in lm_head|blocks.0.*) or "," alike */
+  for (char *save = NULL, *tok = strtok_r(copy, ",|", &save); tok && !hit; tok = strtok_r(NULL, ",|", &save))
     hit = fnmatch(tok, L->value, 0) == 0 || fnmatch(tok, L->node, 0) == 0;
   free(copy);
   return hit;

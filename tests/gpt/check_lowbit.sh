@@ -11,29 +11,7 @@
 # Usage: check_lowbit.sh LOWBIT   (about 45 s on 2 cores)
 set -eu
 LOWBIT=$1
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-FIX=$ROOT/tests/fixtures/gpt_byte_4l
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-PY=/usr/bin/python3
-REF=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['perplexity'])" "$FIX/ort_reference.json")
-M=$FIX/model.onnx
-fails=0
-
-ppl() { # ppl EXE -> the perplexity of EXE on the held-out text
-  $PY "$ROOT/tests/gpt/perplexity.py" --model "$M" --text "$FIX/heldout.txt" --exe "$1" |
-    sed -n 's/^perplexity lowbit: //p'
-}
-build() { # build NAME OPTIONS... -> the perplexity of the build
-  n=$1; shift
-  "$LOWBIT" compile "$M" --dim batch=1 --dim seq=128 "$@" -o "$T/$n" 2>"$T/$n.err" || { cat "$T/$n.err" >&2; exit 1; }
-  ppl "$T/$n"
-}
-verdict() { # verdict OK MESSAGE
-  if [ "$1" = 1 ]; then echo "ok   $2"; else echo "FAIL $2"; fails=$((fails + 1)); fi
-}
-le() { $PY -c "import sys; print(1 if float(sys.argv[1]) <= float(sys.argv[2]) else 0)" "$1" "$2"; }
-delta() { $PY -c "import sys; print('%.6f' % (float(sys.argv[1]) - float(sys.argv[2])))" "$1" "$REF"; }
+. "$(dirname "$0")/lib.sh"
 
 $PY "$ROOT/tests/gpt/make_calib.py" "$T/calib" --samples 32 >/dev/null
 d4r=$(delta "$(build w4-rtn --quant w4 --group-size 32)")
