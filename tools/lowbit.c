@@ -372,10 +372,11 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
   }
   a->quant_auto = a->quant_arg && strcmp(a->quant_arg, "auto") == 0;
   if (a->quant_auto) parse_auto_args(a), a->quant = LB_QUANT_W4; /* low-bit for the checks below */
-  else if (a->target_bpw_arg || a->max_size_arg || a->max_loss_arg || a->candidates || a->keep_float ||
-           a->quant_plan || a->save_plan)
-    usage_error("%s", "--target-bpw, --max-size, --max-loss, --candidates, --keep-float, --quant-plan and "
-                      "--save-plan need --quant auto");
+  else if (a->target_bpw_arg || a->max_size_arg || a->max_loss_arg || a->candidates || a->quant_plan ||
+           a->save_plan)
+    usage_error("%s", "--target-bpw, --max-size, --max-loss, --candidates, --quant-plan and --save-plan need "
+                      "--quant auto");
+  if (a->keep_float && !a->quant_arg) usage_error("%s", "--keep-float needs --quant");
   if (a->quant_arg && !a->quant_auto && !lb_quant_scheme_parse(a->quant_arg, &a->quant)) {
     fprintf(stderr, "lowbit: error: unknown --quant scheme '%s' (%s)\n(run 'lowbit --help' for usage)\n",
             a->quant_arg, lb_quant_scheme_list);
@@ -578,7 +579,7 @@ static int cmd_compile(int argc, char **argv) {
     if (!a.target) jit.cpu = a.cpu, jit.features = a.features;
     struct lb_quant_flow qf = {
         .scheme = a.quant, .smoothquant = a.smoothquant, .alpha = a.alpha, .outliers = a.outliers,
-        .threshold = a.threshold, .calib_dir = a.calib_dir, .load_calib = a.load_calib,
+        .threshold = a.threshold, .calib_dir = a.calib_dir, .load_calib = a.load_calib, .keep_float = a.keep_float,
         .save_calib = a.save_calib, .method = a.calib_method, .calib_scheme = a.calib_scheme,
         .report_path = a.quant_report, .pipeline = a.pipeline, .po = &po, .jit = &jit, .verbose = a.verbose,
         .group = a.group, .asym = a.asym, .clip = a.clip, .act_order = a.act_order, .act_int8 = a.act_int8, .weight_algo = a.weight_algo,

@@ -23,7 +23,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -372,15 +371,7 @@ static enum lb_status layers_of(const struct lb_graph *g, struct mixed *m, const
 }
 
 static bool matches_any(const char *globs, const struct layer *L) {
-  if (!globs) return false;
-  char *copy = strdup(globs);
-  if (!copy) abort();
-  bool hit = false;
-  /* globs separated by "|" (as in lm_head|blocks.0.*) or "," alike */
-  for (char *save = NULL, *tok = strtok_r(copy, ",|", &save); tok && !hit; tok = strtok_r(NULL, ",|", &save))
-    hit = fnmatch(tok, L->value, 0) == 0 || fnmatch(tok, L->node, 0) == 0;
-  free(copy);
-  return hit;
+  return globs && (lb_globs_match(globs, L->value) || lb_globs_match(globs, L->node));
 }
 
 /* The cheapest candidate each layer can take (the start of every choice). */
@@ -810,6 +801,15 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
                            "--target-bpw, --max-size or --max-loss choose the layers a plan leaves out or marks "
                            "\"auto\")",
                            o->plan_in, m.layers[i].value);
+  }
+  if (st == LB_OK && o->keep_float) {
+    const char **names = malloc(sizeof *names * (size_t)(2 * m.n_layers + 1));
+    if (!names) abort();
+    for (int32_t i = 0; i < m.n_layers; i++) names[2 * i] = m.layers[i].value, names[2 * i + 1] = m.layers[i].node;
+    char *miss = lb_globs_unmatched(o->keep_float, names, 2 * m.n_layers);
+    if (miss) st = lb_diag_error(d, LB_ERR_USAGE, NULL, "--keep-float '%s' matches no quantizable layer", miss);
+    free(miss);
+    free(names);
   }
   if (st == LB_OK && (budget || (choosing && !o->plan_in))) {
     int64_t weights = 0;

@@ -9,6 +9,7 @@
  */
 #include "tools/quant_flow.h"
 
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,11 +324,70 @@ static enum lb_status report(const struct lb_graph *float_g, const struct lb_gra
   return st;
 }
 
+bool lb_globs_match(const char *globs, const char *name) {
+  char *copy = strdup(globs);
+  if (!copy) abort();
+  bool hit = false;
+  for (char *save = NULL, *tok = strtok_r(copy, ",|", &save); tok && !hit; tok = strtok_r(NULL, ",|", &save))
+    hit = fnmatch(tok, name, 0) == 0;
+  free(copy);
+  return hit;
+}
+
+char *lb_globs_unmatched(const char *globs, const char *const *names, int32_t n) {
+  char *copy = strdup(globs), *miss = NULL;
+  if (!copy) abort();
+  for (char *save = NULL, *tok = strtok_r(copy, ",|", &save); tok && !miss; tok = strtok_r(NULL, ",|", &save)) {
+    bool hit = false;
+    for (int32_t i = 0; i < n && !hit; i++) hit = fnmatch(tok, names[i], 0) == 0;
+    if (!hit && !(miss = strdup(tok))) abort();
+  }
+  free(copy);
+  return miss;
+}
+
+/* --keep-float: keep_float=1 on every layer the quantize rules would take whose
+ * output value or node name matches; a glob that matches no such layer is an
+ * error that lists them. */
+static enum lb_status keep_float(struct lb_graph *g, const char *globs, struct lb_diag *d) {
+  const char **names = calloc((size_t)(2 * g->n_nodes + 1), sizeof *names);
+  if (!names) abort();
+  int32_t n = 0, kept = 0;
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    struct lb_node *nd = g->nodes[i];
+    bool linear = nd->op == LB_OP_MATMUL || nd->op == LB_OP_GEMM || nd->op == LB_OP_FUSED_MATMUL;
+    if (nd->dead || !nd->n_outputs || !linear || lb_quant_classify(g, nd) != LB_QSKIP_NONE) continue;
+    const char *value = nd->outputs[0]->name, *node = nd->name ? nd->name : "";
+    names[n++] = value, names[n++] = node;
+    if (lb_globs_match(globs, value) || lb_globs_match(globs, node)) {
+      lb_node_set_attr_int(g, nd, "keep_float", 1);
+      kept++;
+    }
+  }
+  char *miss = lb_globs_unmatched(globs, names, n);
+  enum lb_status st = LB_OK;
+  if (miss) {
+    char list[512];
+    int len = 0;
+    list[0] = 0;
+    for (int32_t i = 0; i < n && len < (int)sizeof list - 80; i += 2)
+      len += snprintf(list + len, sizeof list - (size_t)len, "%s%s (%s)", i ? ", " : "", names[i + 1], names[i]);
+    st = lb_diag_error(d, LB_ERR_USAGE, NULL, "--keep-float '%s' matches no quantizable layer; the layers are: %s%s",
+                       miss, list, len >= (int)sizeof list - 80 ? ", ..." : "");
+  } else {
+    fprintf(stderr, "lowbit: --keep-float: %d layer%s stay f32\n", (int)kept, kept == 1 ? "" : "s");
+  }
+  free(miss);
+  free(names);
+  return st;
+}
+
 enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d) {
   bool has_plan;
   char *first = pipeline_without_plan(f->pipeline ? f->pipeline : lb_default_pipeline, &has_plan);
   enum lb_status st = run_stage(g, first, f, "1-passes", NULL, d);
   free(first);
+  if (st == LB_OK && f->keep_float) st = keep_float(g, f->keep_float, d);
   if (st == LB_OK && (f->smoothquant || f->outliers)) st = smooth(g, f, d);
   bool need_ranges = f->scheme == LB_QUANT_W8A8 || (f->calib_dir && f->save_calib);
   bool lowbit = lb_quant_scheme_bits(f->scheme) < 8;

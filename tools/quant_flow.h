@@ -37,6 +37,7 @@ struct lb_quant_flow {
   bool act_int8;                   /* --act int8: per-row int8 activations (act=dynamic) */
   enum lb_weight_algo weight_algo; /* --weight-algo */
   double hessian_memory_mb;        /* --hessian-memory: gptq's Hessians held at once (MiB) */
+  const char *keep_float;          /* --keep-float globs: those layers stay f32; may be NULL */
   const char *pipeline;            /* the user's pipeline; its plan-memory runs last */
   const struct lb_pass_options *po;/* the user's print/dump/verify options */
   const struct lb_codegen_options *jit; /* cpu/features/opt level of the calibration runs */
@@ -65,6 +66,13 @@ struct lb_quant_flow {
  * DIR/2-smoothquant, DIR/2-split-outliers, DIR/2-awq, DIR/3-quantize (gptq batches:
  * DIR/3-quantize-1, ...), DIR/4-plan. */
 enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d);
+
+/* --keep-float GLOBS: globs (fnmatch) separated by ',' or '|'. True when name
+ * matches one of them. */
+bool lb_globs_match(const char *globs, const char *name);
+/* The first glob of the list that matches none of names[n] (malloc'ed), or
+ * NULL when each matches something: a typo must not silently quantize. */
+char *lb_globs_unmatched(const char *globs, const char *const *names, int32_t n);
 
 /* Progress of a long step on stderr: a bar redrawn per sample when stderr is a
  * terminal, nothing otherwise (callers print a one-line summary). ctx is a

@@ -159,6 +159,23 @@ if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 6 --candidates w8,w4g64 
    check_plan "$T/cands.json" 6 0 'set(p.values()) <= {"f32", "w8", "w4g64"} and "w4g64" in p.values()'; then ok; else
   bad "--candidates"; cat "$T/err"; fi
 
+# 3e. --keep-float with a uniform scheme: the matched layers stay f32 under every
+# weight algorithm; a glob that matches nothing is an error
+for algo in rtn gptq awq; do
+  if "$LOWBIT" compile "$MODEL" --quant w4 --weight-algo $algo --calib "$T/calib" --keep-float '/fc0/*|y' \
+      --emit ir -o "$T/keep_$algo.lbir" 2>"$T/err" && grep -q "2 layers stay f32" "$T/err" &&
+     [ "$(grep -c 'qmatmul(' "$T/keep_$algo.lbir")" -eq 1 ] && grep -q '^ *%r1 = qmatmul(' "$T/keep_$algo.lbir"; then
+    ok; else bad "--quant w4 --weight-algo $algo --keep-float"; cat "$T/err"; fi
+done
+if "$LOWBIT" compile "$MODEL" --quant w8a8 --calib "$T/calib" --keep-float r1 --emit ir -o "$T/keep8.lbir" 2>"$T/err" &&
+   [ "$(grep -c 'qmatmul(' "$T/keep8.lbir")" -eq 2 ] && ! grep -q '^ *%r1 = qmatmul(' "$T/keep8.lbir"; then ok; else
+  bad "--quant w8a8 --keep-float r1"; cat "$T/err"; fi
+check_rc "--keep-float matching nothing" 2 "--keep-float 'fc9' matches no quantizable layer" \
+  "$LOWBIT" compile "$MODEL" --quant w4 --keep-float 'r0,fc9' -o "$T/x"
+check_rc "--keep-float matching nothing (auto)" 2 "--keep-float 'fc9' matches no quantizable layer" \
+  "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --keep-float 'fc9' --calib "$T/calib" -o "$T/x"
+check_rc "--keep-float without --quant" 2 "--keep-float needs --quant" "$LOWBIT" compile "$MODEL" --keep-float r0 -o "$T/x"
+
 # 4. usage errors
 check_rc "auto without a budget" 2 "needs a budget" "$LOWBIT" compile "$MODEL" --quant auto --calib "$T/calib" -o "$T/x"
 check_rc "auto without --calib" 2 "needs --calib" "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 -o "$T/x"
