@@ -226,10 +226,16 @@ static int32_t add_cand(struct mixed *m, const struct precision *p) {
   return m->n_cands++;
 }
 
+/* Runs pipe with the user's pass options; --dump-dir dumps into DIR/<stage>
+ * (the stages of one compile would otherwise overwrite each other). */
 static enum lb_status run_pipe(struct lb_graph *g, const char *pipe, const struct lb_pass_options *po,
-                               const struct lb_calib_result *stats, struct lb_diag *d) {
+                               const struct lb_calib_result *stats, const char *stage, struct lb_diag *d) {
   struct lb_pass_options o = po ? *po : (struct lb_pass_options){.dump_blobs = LB_PRINT_BLOBS_ELIDED};
-  o.dump_dir = NULL; /* the stages of one compile would overwrite each other */
+  char dir[4096];
+  if (o.dump_dir) {
+    snprintf(dir, sizeof dir, "%s/%s", o.dump_dir, stage);
+    o.dump_dir = dir;
+  }
   if (stats) o.calib = stats->stats, o.n_calib = stats->n_stats;
   return lb_pass_manager_run(g, pipe, &o, d);
 }
@@ -277,7 +283,11 @@ static enum lb_status quantize_candidates(const struct lb_graph *g, struct mixed
     else
       snprintf(pipe, sizeof pipe, "quantize{scheme=w%d group=%lld},dce", (int)p->bits, (long long)p->group);
     m->cand_g[c] = lb_graph_clone(g);
-    st = run_pipe(m->cand_g[c], pipe, NULL, gptq ? &hess : NULL, d);
+    char stage[48];
+    snprintf(stage, sizeof stage, "2-candidate-%s", p->label);
+    /* dumped, not printed: --print-after is about the model that is compiled */
+    struct lb_pass_options cpo = {.dump_blobs = LB_PRINT_BLOBS_ELIDED, .dump_dir = o->po ? o->po->dump_dir : NULL};
+    st = run_pipe(m->cand_g[c], pipe, &cpo, gptq ? &hess : NULL, stage, d);
   }
   lb_calib_result_free(&hess);
   return st;
@@ -775,7 +785,7 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
   size_t len = strlen(pipe);
   while (len && pipe[len - 1] == ',') pipe[--len] = 0;
   for (char *at; (at = strstr(pipe, ",,"));) memmove(at, at + 1, strlen(at));
-  enum lb_status st = run_pipe(g, pipe, o->po, NULL, d);
+  enum lb_status st = run_pipe(g, pipe, o->po, NULL, "1-passes", d);
   free(pipe);
 
   bool budget = o->target_bpw > 0 || o->max_bytes > 0 || o->max_loss > 0;
@@ -828,10 +838,10 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
   }
   for (int32_t i = 0; st == LB_OK && choosing && i < m.n_layers; i++)
     if (m.layers[i].choice > 0) st = lb_sens_graft(g, m.cand_g[m.layers[i].choice], m.layers[i].value, d);
-  if (st == LB_OK && choosing) st = run_pipe(g, "dce", o->po, NULL, d);
+  if (st == LB_OK && choosing) st = run_pipe(g, "dce", o->po, NULL, "3-mixed", d);
   if (st == LB_OK && choosing) summary(&m, o);
   if (st == LB_OK && choosing && o->plan_out) st = write_plan(&m, o->plan_out, o, d);
-  if (st == LB_OK && has_plan) st = run_pipe(g, "plan-memory", o->po, NULL, d);
+  if (st == LB_OK && has_plan) st = run_pipe(g, "plan-memory", o->po, NULL, "4-plan", d);
   jfree(&root);
   for (int32_t i = 0; i < m.n_layers; i++) free(m.layers[i].value), free(m.layers[i].node);
   free(m.layers);

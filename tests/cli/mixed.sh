@@ -176,6 +176,13 @@ check_rc "--keep-float matching nothing (auto)" 2 "--keep-float 'fc9' matches no
   "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --keep-float 'fc9' --calib "$T/calib" -o "$T/x"
 check_rc "--keep-float without --quant" 2 "--keep-float needs --quant" "$LOWBIT" compile "$MODEL" --keep-float r0 -o "$T/x"
 
+# 3f. --dump-dir: one folder per stage of the auto flow
+if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --calib "$T/calib" --dump-dir "$T/dump" -o "$T/x" 2>"$T/err" &&
+   [ -f "$T/dump/1-passes/00-input.lbir" ] && [ -f "$T/dump/2-candidate-w8/01-quantize.lbir" ] &&
+   [ -f "$T/dump/2-candidate-w2g32/01-quantize.lbir" ] && ls "$T/dump/3-mixed/"*-dce.lbir >/dev/null 2>&1 &&
+   ls "$T/dump/4-plan/"*-plan-memory.lbir >/dev/null 2>&1; then ok; else
+  bad "--dump-dir in the auto flow"; cat "$T/err"; find "$T/dump" | head; fi
+
 # 4. usage errors
 check_rc "auto without a budget" 2 "needs a budget" "$LOWBIT" compile "$MODEL" --quant auto --calib "$T/calib" -o "$T/x"
 check_rc "auto without --calib" 2 "needs --calib" "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 -o "$T/x"
