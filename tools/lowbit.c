@@ -94,6 +94,8 @@ static const char usage_text[] =
     "  --max-size SIZE         weight bytes of the layers (BYTES, or with KB, MB)\n"
     "  --max-loss L            the smallest plan whose summed error (KL nats per output\n"
     "                          row for logits, else MSE) stays within L\n"
+    "  --select exact|greedy   the choice: exact (dynamic programming over bytes, default)\n"
+    "                          or greedy by error decrease per extra bit\n"
     "  --candidates LIST       the precisions to choose from (default w8,w4g32,w3g32,w2g32;\n"
     "                          any of f16, w8, w4gG, w3gG, w2gG; f32 is always one)\n"
     "  --keep-float GLOBS      globs on layer value/node names, separated by ',' or '|':\n"
@@ -167,6 +169,7 @@ struct compile_args {
   bool full_blobs, verbose;
   /* --quant auto (tools/mixed.c) */
   bool quant_auto;
+  const char *select_arg;
   const char *target_bpw_arg, *max_size_arg, *max_loss_arg, *candidates, *keep_float, *quant_plan, *save_plan;
   double target_bpw, max_loss;
   int64_t max_size;
@@ -198,6 +201,8 @@ static void parse_auto_args(struct compile_args *a) {
                       "a budget (--target-bpw, --max-size or --max-loss) to choose the layers it leaves out");
   if (a->target_bpw_arg) a->target_bpw = number_arg(a->target_bpw_arg, "--target-bpw", 1, 32);
   if (a->max_loss_arg) a->max_loss = number_arg(a->max_loss_arg, "--max-loss", 1e-300, 1e30);
+  if (a->select_arg && strcmp(a->select_arg, "exact") != 0 && strcmp(a->select_arg, "greedy") != 0)
+    usage_error("unknown --select '%s' (exact, greedy)", a->select_arg);
   if (a->max_size_arg && !lb_mixed_parse_size(a->max_size_arg, &a->max_size))
     usage_error("--max-size needs a positive size (BYTES, or with KB or MB): '%s'", a->max_size_arg);
   if ((budget || !a->quant_plan) && !a->calib_dir)
@@ -285,6 +290,8 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->max_size_arg = v;
     } else if ((v = option_value(argc, argv, &i, "--max-loss"))) {
       a->max_loss_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--select"))) {
+      a->select_arg = v;
     } else if ((v = option_value(argc, argv, &i, "--candidates"))) {
       a->candidates = v;
     } else if ((v = option_value(argc, argv, &i, "--keep-float"))) {
@@ -372,10 +379,10 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
   }
   a->quant_auto = a->quant_arg && strcmp(a->quant_arg, "auto") == 0;
   if (a->quant_auto) parse_auto_args(a), a->quant = LB_QUANT_W4; /* low-bit for the checks below */
-  else if (a->target_bpw_arg || a->max_size_arg || a->max_loss_arg || a->candidates || a->quant_plan ||
-           a->save_plan)
-    usage_error("%s", "--target-bpw, --max-size, --max-loss, --candidates, --quant-plan and --save-plan need "
-                      "--quant auto");
+  else if (a->target_bpw_arg || a->max_size_arg || a->max_loss_arg || a->candidates || a->select_arg ||
+           a->quant_plan || a->save_plan)
+    usage_error("%s", "--target-bpw, --max-size, --max-loss, --candidates, --select, --quant-plan and --save-plan "
+                      "need --quant auto");
   if (a->keep_float && !a->quant_arg) usage_error("%s", "--keep-float needs --quant");
   if (a->quant_arg && !a->quant_auto && !lb_quant_scheme_parse(a->quant_arg, &a->quant)) {
     fprintf(stderr, "lowbit: error: unknown --quant scheme '%s' (%s)\n(run 'lowbit --help' for usage)\n",
@@ -568,6 +575,7 @@ static int cmd_compile(int argc, char **argv) {
       usage_error("--quant auto: --weight-algo %s is not supported (rtn, gptq)", a.weight_algo_arg);
     struct lb_mixed_options mo = {
         .target_bpw = a.target_bpw, .max_bytes = a.max_size, .max_loss = a.max_loss, .candidates = a.candidates,
+        .exact = !a.select_arg || strcmp(a.select_arg, "exact") == 0,
         .keep_float = a.keep_float, .plan_in = a.quant_plan,
         .plan_out = a.save_plan, .algo = a.weight_algo, .calib_dir = a.calib_dir, .pipeline = a.pipeline,
         .po = &po, .jit = &jit,

@@ -425,6 +425,101 @@ static enum lb_status choose(struct mixed *m, double budget_bits, struct lb_diag
   return LB_OK;
 }
 
+static int64_t gcd64(int64_t a, int64_t b) {
+  while (b) {
+    int64_t t = a % b;
+    a = b, b = t;
+  }
+  return a;
+}
+
+enum { EXACT_CELLS = 1 << 25 }; /* the choice table: one byte per (layer, size) */
+
+/* The exact choice: a multiple-choice knapsack solved by dynamic programming
+ * over bytes. dp[j] is the least summed error of the free layers so far within
+ * j size units; the answer is dp at the budget (or, under --max-loss, the
+ * fewest units whose least error is within the loss). A unit is the gcd of
+ * the candidates' byte counts, coarsened (sizes rounded up, so what is chosen
+ * still fits) when the table would outgrow EXACT_CELLS. */
+static enum lb_status choose_exact(struct mixed *m, double budget_bits, double max_loss, struct lb_diag *d) {
+  int64_t fixed = 0, least = 0, most = 0, unit = 0;
+  int32_t n_free = 0;
+  for (int32_t i = 0; i < m->n_layers; i++) {
+    struct layer *L = &m->layers[i];
+    if (L->fixed) {
+      fixed += L->bytes[L->choice];
+      continue;
+    }
+    n_free++;
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int32_t c = 0; c < m->n_cands; c++) {
+      if (isnan(L->error[c])) continue;
+      unit = gcd64(unit, L->bytes[c]);
+      lo = L->bytes[c] < lo ? L->bytes[c] : lo;
+      hi = L->bytes[c] > hi ? L->bytes[c] : hi;
+    }
+    least += lo, most += hi;
+  }
+  double cap_bytes = isfinite(budget_bits) ? floor(budget_bits / 8) - (double)fixed : (double)most;
+  if (cap_bytes > (double)most) cap_bytes = (double)most;
+  if (cap_bytes < (double)least)
+    return lb_diag_error(d, LB_ERR_USAGE, NULL,
+                         "the budget (%.0f bytes) is below the smallest choice: every layer at its cheapest "
+                         "precision (and --keep-float layers in f32) takes %lld bytes",
+                         budget_bits / 8, (long long)(least + fixed));
+  if (!n_free) return LB_OK;
+  int64_t cap = (int64_t)cap_bytes, per_layer = EXACT_CELLS / n_free;
+  if (unit <= 0) unit = 1;
+  if (cap / unit + 1 > per_layer) unit = (cap + per_layer - 2) / (per_layer - 1);
+  int64_t S = cap / unit + 1;
+  double *prev = malloc(sizeof *prev * (size_t)S), *cur = malloc(sizeof *cur * (size_t)S);
+  uint8_t *pick = malloc((size_t)(n_free * S));
+  int32_t *free_layer = malloc(sizeof *free_layer * (size_t)n_free);
+  if (!prev || !cur || !pick || !free_layer) abort();
+  for (int64_t j = 0; j < S; j++) prev[j] = 0;
+  for (int32_t i = 0, f = 0; i < m->n_layers; i++) {
+    const struct layer *L = &m->layers[i];
+    if (L->fixed) continue;
+    free_layer[f] = i;
+    for (int64_t j = 0; j < S; j++) {
+      double best = INFINITY;
+      int32_t bc = 0;
+      for (int32_t c = 0; c < m->n_cands; c++) {
+        int64_t cost = (L->bytes[c] + unit - 1) / unit;
+        if (isnan(L->error[c]) || cost > j || !(prev[j - cost] + L->error[c] < best)) continue;
+        best = prev[j - cost] + L->error[c];
+        bc = c;
+      }
+      cur[j] = best;
+      pick[f * S + j] = (uint8_t)bc;
+    }
+    double *t = prev;
+    prev = cur, cur = t;
+    f++;
+  }
+  int64_t at = S - 1;
+  if (max_loss > 0) {
+    at = -1;
+    for (int64_t j = 0; j < S && at < 0; j++)
+      if (prev[j] <= max_loss) at = j;
+  }
+  enum lb_status st = LB_OK;
+  if (at < 0 || !isfinite(prev[at])) {
+    st = at < 0 ? lb_diag_error(d, LB_ERR_USAGE, NULL,
+                                "no plan keeps the summed error within --max-loss %g%s: the lowest reachable is %.4g",
+                                max_loss, isfinite(budget_bits) ? " and the size budget" : "", prev[S - 1])
+                : lb_diag_error(d, LB_ERR_USAGE, NULL, "no choice of the candidates fits the budget");
+  } else {
+    for (int32_t f = n_free - 1; f >= 0; f--) {
+      struct layer *L = &m->layers[free_layer[f]];
+      L->choice = pick[f * S + at];
+      at -= (L->bytes[L->choice] + unit - 1) / unit;
+    }
+  }
+  free(prev), free(cur), free(pick), free(free_layer);
+  return st;
+}
+
 /* One step of the greedy path: layer takes cand; bits and error are the totals after it. */
 struct step {
   int32_t layer, cand; /* -1, -1: the start */
@@ -831,7 +926,8 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
     double bits = INFINITY;
     if (o->target_bpw > 0) bits = o->target_bpw * (double)weights;
     if (o->max_bytes > 0) bits = fmin(bits, (double)o->max_bytes * 8);
-    st = o->max_loss > 0 ? choose_within_loss(&m, o->max_loss, bits, d) : choose(&m, bits, d);
+    if (o->exact) st = choose_exact(&m, bits, o->max_loss, d);
+    else st = o->max_loss > 0 ? choose_within_loss(&m, o->max_loss, bits, d) : choose(&m, bits, d);
   }
   if (st == LB_OK && o->result) {
     fill_result(&m, o, choosing, d->file, o->result);

@@ -16,6 +16,7 @@ struct lb_mixed_options {
   int64_t max_bytes;            /* --max-size: weights of the quantized layers; 0 = none */
   const char *keep_float;       /* --keep-float: comma-separated globs on value or node names; may be NULL */
   double max_loss;              /* --max-loss: the smallest plan whose summed error is within it; 0 = none */
+  bool exact;                   /* --select exact: dynamic programming, else the greedy */
   const char *candidates;       /* comma-separated precisions (f16, w8, wNgG); NULL: w8,w4g32,w3g32,w2g32.
                                    f32 is always a candidate */
   const char *plan_in;          /* --quant-plan: its layers are fixed; with a budget the layers it
