@@ -207,10 +207,10 @@ static void parse_auto_args(struct compile_args *a) {
     usage_error("--max-size needs a positive size (BYTES, or with KB or MB): '%s'", a->max_size_arg);
   if ((budget || !a->quant_plan) && !a->calib_dir)
     usage_error("%s", "--quant auto needs --calib DIR (the samples each layer's sensitivity is measured on)");
-  if (a->group_arg || a->asym || a->clip || a->act_order || a->act_arg || a->smoothquant || a->outliers ||
-      a->quant_report || a->load_calib || a->save_calib)
-    usage_error("%s", "--quant auto takes --weight-algo rtn|gptq and --calib only (its precisions are w8, w4 g32, "
-                      "w3 g32, w2 g32 and f32)");
+  if (a->group_arg || a->asym || a->clip || a->act_order || a->smoothquant || a->outliers || a->quant_report ||
+      a->load_calib || a->save_calib)
+    usage_error("%s", "--quant auto takes --weight-algo rtn|gptq, --act and --calib only (its precisions come from "
+                      "--candidates; groups as wNgG)");
 }
 
 /* Matches "--opt=value" or "--opt value"; advances *i past a separate value. */
@@ -575,7 +575,7 @@ static int cmd_compile(int argc, char **argv) {
       usage_error("--quant auto: --weight-algo %s is not supported (rtn, gptq)", a.weight_algo_arg);
     struct lb_mixed_options mo = {
         .target_bpw = a.target_bpw, .max_bytes = a.max_size, .max_loss = a.max_loss, .candidates = a.candidates,
-        .exact = !a.select_arg || strcmp(a.select_arg, "exact") == 0,
+        .exact = !a.select_arg || strcmp(a.select_arg, "exact") == 0, .act_int8 = a.act_int8,
         .keep_float = a.keep_float, .plan_in = a.quant_plan,
         .plan_out = a.save_plan, .algo = a.weight_algo, .calib_dir = a.calib_dir, .pipeline = a.pipeline,
         .po = &po, .jit = &jit,

@@ -276,12 +276,15 @@ static enum lb_status quantize_candidates(const struct lb_graph *g, struct mixed
   for (int32_t c = 1; c < m->n_cands && st == LB_OK; c++) {
     const struct precision *p = &m->cands[c];
     char pipe[160];
+    /* --act int8: every integer candidate takes per-row int8 activations (f16 has none) */
+    const char *act = o->act_int8 ? "dynamic" : "none";
     if (p->bits == 16) snprintf(pipe, sizeof pipe, "quantize{scheme=f16},dce");
-    else if (p->bits == 8) snprintf(pipe, sizeof pipe, "quantize{scheme=w8},dce");
+    else if (p->bits == 8) snprintf(pipe, sizeof pipe, "quantize{scheme=%s},dce", o->act_int8 ? "w8a8-dynamic" : "w8");
     else if (o->algo == LB_WALGO_GPTQ)
-      snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld},dce", (int)p->bits, (long long)p->group);
+      snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld act=%s},dce", (int)p->bits, (long long)p->group, act);
     else
-      snprintf(pipe, sizeof pipe, "quantize{scheme=w%d group=%lld},dce", (int)p->bits, (long long)p->group);
+      snprintf(pipe, sizeof pipe, "quantize{scheme=w%d group=%lld act=%s},dce", (int)p->bits, (long long)p->group,
+               act);
     m->cand_g[c] = lb_graph_clone(g);
     char stage[48];
     snprintf(stage, sizeof stage, "2-candidate-%s", p->label);
@@ -629,6 +632,7 @@ static enum lb_status write_plan(const struct mixed *m, const char *path, const 
   if (!f) return d->status ? d->status : LB_ERR_IO;
   fprintf(f, "{\n  \"format\": \"lowbit-quant-plan\",\n  \"version\": 1,\n  \"weight_algo\": \"%s\",\n",
           o->algo == LB_WALGO_GPTQ ? "gptq" : "rtn");
+  if (o->act_int8) fputs("  \"act\": \"int8\",\n", f);
   fputs("  \"layers\": [", f);
   for (int32_t i = 0; i < m->n_layers; i++) {
     const struct layer *L = &m->layers[i];
@@ -670,8 +674,8 @@ static enum lb_status read_text(const char *path, char **out, struct lb_diag *d)
 
 /* The plan's precisions become the candidates (before the layers are known);
  * layers_from_plan then fixes each layer's choice. */
-static enum lb_status read_plan(const char *path, enum lb_weight_algo algo, struct mixed *m, struct jval *root,
-                                const struct jval **layers, struct lb_diag *d) {
+static enum lb_status read_plan(const char *path, enum lb_weight_algo algo, bool act_int8, struct mixed *m,
+                                struct jval *root, const struct jval **layers, struct lb_diag *d) {
   char *text = NULL;
   enum lb_status st = read_text(path, &text, d);
   if (st != LB_OK) return st;
@@ -690,6 +694,10 @@ static enum lb_status read_plan(const char *path, enum lb_weight_algo algo, stru
   if (walgo && strcmp(walgo->str, want) != 0)
     return lb_diag_error(d, LB_ERR_USAGE, NULL, "quantization plan '%s' was made with --weight-algo %s, not %s", path,
                          walgo->str, want);
+  const struct jval *act = jget(root, "act", J_STR);
+  if (act && strcmp(act->str, act_int8 ? "int8" : "f32") != 0)
+    return lb_diag_error(d, LB_ERR_USAGE, NULL, "quantization plan '%s' was made with --act %s, not %s", path, act->str,
+                         act_int8 ? "int8" : "f32");
   for (int32_t i = 0; i < (*layers)->n; i++) {
     const struct jval *value = jget(&(*layers)->items[i], "value", J_STR);
     const struct jval *prec = jget(&(*layers)->items[i], "precision", J_STR);
@@ -890,7 +898,7 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
   precision_parse("f32", &m.cands[0]);
   struct jval root = {0};
   const struct jval *plan_layers = NULL;
-  if (st == LB_OK && o->plan_in) st = read_plan(o->plan_in, o->algo, &m, &root, &plan_layers, d);
+  if (st == LB_OK && o->plan_in) st = read_plan(o->plan_in, o->algo, o->act_int8, &m, &root, &plan_layers, d);
   if (st == LB_OK && measure && !add_cands(&m, o->candidates ? o->candidates : "w8,w4g32,w3g32,w2g32", d))
     st = d->status;
   if (st == LB_OK) st = quantize_candidates(g, &m, o, d);

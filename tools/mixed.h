@@ -24,6 +24,7 @@ struct lb_mixed_options {
                                    must cover every layer */
   const char *plan_out;         /* --save-plan */
   enum lb_weight_algo algo;     /* rtn or gptq (low-bit candidates; w8 is RTN) */
+  bool act_int8;                /* --act int8: the integer candidates take per-row int8 activations */
   const char *calib_dir;        /* samples: sensitivity, gptq's Hessians */
   const char *pipeline;         /* the user's pipeline; its plan-memory runs last */
   const struct lb_pass_options *po;

@@ -212,6 +212,16 @@ else
   bad "analyze --json for the brute force"; cat "$T/err"
 fi
 
+# 3h. --act int8: every integer layer takes per-row int8 activations; the plan
+# records it and compiles to the same IR only with --act int8
+if "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --act int8 --calib "$T/calib" --save-plan "$T/act.json" \
+    --emit ir -o "$T/act.lbir" 2>"$T/err" && [ "$(grep -c 'a_quant="dynamic"' "$T/act.lbir")" -eq 3 ] &&
+   grep -q '"act": "int8"' "$T/act.json" &&
+   "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/act.json" --act int8 --emit ir -o "$T/act2.lbir" 2>>"$T/err" &&
+   cmp -s "$T/act.lbir" "$T/act2.lbir"; then ok; else bad "--quant auto --act int8"; cat "$T/err"; fi
+check_rc "plan of another --act" 2 "was made with --act int8, not f32" \
+  "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/act.json" -o "$T/x"
+
 # 4. usage errors
 check_rc "auto without a budget" 2 "needs a budget" "$LOWBIT" compile "$MODEL" --quant auto --calib "$T/calib" -o "$T/x"
 check_rc "auto without --calib" 2 "needs --calib" "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 -o "$T/x"
