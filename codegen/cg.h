@@ -177,12 +177,13 @@ enum lb_status lb_cg_emit_quant(struct lb_cg *cg, struct lb_node *n, LLVMValueRe
 /* qmatmul (k_qmatmul.c), dispatched by lb_cg_emit_quant */
 enum lb_status lb_cg_emit_qmatmul(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in,
                                   LLVMValueRef *out);
-/* qmatmul with 2/3/4-bit or grouped weights (k_qmatmul_lowbit.c), called by lb_cg_emit_qmatmul */
+/* qmatmul with 2/3/4-bit, grouped, fp8 or f16 weights (k_qmatmul_lowbit.c), called by lb_cg_emit_qmatmul */
 enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in,
                                          LLVMValueRef *out);
 /* Integer dot-product features of the target (k_qmatmul.c) */
 struct lb_cg_qmm_features {
   bool avx2, z512, vnni512, vnni256; /* z512: avx512f + avx512bw on zmm */
+  bool f16c;                         /* vcvtph2ps (f16 -> f32 in one instruction) */
   bool dotprod;                      /* aarch64 */
 };
 void lb_cg_qmm_features(struct lb_cg *cg, struct lb_cg_qmm_features *f);

@@ -114,6 +114,13 @@ static const char *const cpus_avx2[] = {"haswell", "broadwell", "skylake", "casc
                                         "grandridge", "clearwaterforest", "sapphirerapids", "emeraldrapids",
                                         "graniterapids", "diamondrapids", "znver", "bdver4", "x86-64-v3",
                                         "x86-64-v4", NULL};
+/* F16C: Ivy Bridge, Piledriver, Jaguar and every AVX2 CPU above */
+static const char *const cpus_f16c[] = {"ivybridge", "haswell", "broadwell", "skylake", "cascadelake", "cooperlake",
+                                        "cannonlake", "icelake", "tigerlake", "rocketlake", "alderlake", "raptorlake",
+                                        "meteorlake", "arrowlake", "lunarlake", "pantherlake", "gracemont",
+                                        "sierraforest", "grandridge", "clearwaterforest", "sapphirerapids",
+                                        "emeraldrapids", "graniterapids", "diamondrapids", "znver", "bdver2",
+                                        "bdver3", "bdver4", "btver2", "x86-64-v3", "x86-64-v4", NULL};
 static const char *const cpus_dotprod[] = {"cortex-a55", "cortex-a65", "cortex-a75", "cortex-a76", "cortex-a77",
                                            "cortex-a78", "cortex-a710", "cortex-a715", "cortex-a720", "cortex-a725",
                                            "cortex-x", "neoverse-n1", "neoverse-n2", "neoverse-n3", "neoverse-v",
@@ -140,6 +147,7 @@ void lb_cg_qmm_features(struct lb_cg *cg, struct lb_cg_qmm_features *f) {
     f->vnni256 = (f->vnni512 && target_has(cg, "avx512f", cpus_avx512bw) &&
                   target_has(cg, "avx512vl", cpus_avx512vl)) ||
                  target_has(cg, "avxvnni", cpus_avxvnni);
+    f->f16c = target_has(cg, "f16c", cpus_f16c);
   } else {
     f->dotprod = aarch64_dotprod(cg);
   }
@@ -569,6 +577,8 @@ enum lb_status lb_cg_emit_qmatmul(struct lb_cg *cg, struct lb_node *n, LLVMValue
   struct lb_value *av = n->inputs[0], *wv = n->inputs[1], *yv = n->outputs[0];
   const int8_t *w = lb_value_const_data(cg->g, wv);
   const struct lb_qparams *qw = wv->qparams, *qa = av->qparams, *qy = yv->qparams;
+  if (w && wv->type.dtype == LB_DTYPE_F16 && wv->type.shape.rank == 2 && !qw) /* f16 weights: no scales */
+    return lb_cg_emit_qmatmul_lowbit(cg, n, in, out);
   if (!w || wv->type.dtype != (qw && qw->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8) || wv->type.shape.rank != 2 || !qw ||
       qw->n < 1)
     return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul needs a const i8[K,N] (fp8: u8) weight with its scales");

@@ -35,7 +35,13 @@
  * none at batch 1 dequantizes u - z' to f32 in registers, FMAs with the
  * activations per group and adds the group sum times its scale; at M > 1 it
  * dequantizes each panel once per task into an f32 tile laid out as the float
- * GEMM's packed B and runs the float microkernel over the rows (lbq_body_tiles). */
+ * GEMM's packed B and runs the float microkernel over the rows (lbq_body_tiles).
+ *
+ * F16 weights (a const f16[K,N] without scales, a_quant none) take the same
+ * paths with 16-bit "codes": one group of K rows, blocks without scales, one
+ * code vector of VL halves per unit, converted by vcvtph2ps where the x86
+ * target has F16C, by fcvtl on aarch64, else by moving the bits into an f32
+ * (half_to_f32; with a select for inf and NaN when the weight holds them). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +59,9 @@ struct lbq {
   enum lb_qfloat fp8;      /* fp8 codes (8-bit, a_quant none): lbq_code_f32 decodes them */
   bool fp8_special;        /* some code is NaN or inf: the decoder must select them */
   bool fp8_f16;            /* decode through f16 (fp8_to_f32_via_f16) */
+  bool f16;                /* f16 weights: 16-bit codes, no scales (bits 16) */
+  bool f16_special;        /* some f16 weight is inf or NaN (for the bit-moving decoder) */
+  bool f16_cvt;            /* f16 -> f32 is one instruction (F16C, aarch64) */
   int32_t zconst;          /* z' of symmetric codes */
   int64_t R, K, N, G, GP, ng, Kp, np, block, cbytes;
   int64_t MC, nmc;
@@ -65,6 +74,14 @@ struct lbq {
 };
 
 static LLVMTypeRef vty(LLVMTypeRef t, int n) { return LLVMVectorType(t, (unsigned)n); }
+
+/* Bits a stored code takes (3-bit codes are split over planes, see the header). */
+static int lbq_code_bits(const struct lbq *q) { return q->f16 ? 16 : q->bits == 3 ? 3 : 8 / q->cpb; }
+
+/* The register type of a unit's code bytes: <E x i8>, f16 <E x i16>. */
+static LLVMTypeRef lbq_code_type(struct lb_cg *cg, const struct lbq *q, int e) {
+  return vty(q->f16 ? cg->t_i16 : cg->t_i8, e);
+}
 
 static LLVMValueRef call1(struct lb_cg *cg, const char *name, LLVMValueRef x) {
   return lb_cg_intrin(cg, name, LLVMTypeOf(x), &x, 1);
@@ -166,6 +183,24 @@ static int lbq_code(const struct lbq *q, const int8_t *w, int64_t p, int64_t g, 
   if (kl >= q->G || k >= q->K || n >= q->N) return 0;
   int c = w[k * q->N + n];
   return q->wsigned ? c : q->asym ? c : c + q->zconst;
+}
+
+/* f16: vector v = step kk * NV + j of a panel holds the VL halves of row kk,
+ * columns p*NR + j*VL + l (zero past N) */
+static void lbq_pack_f16(struct lb_cg *cg, struct lbq *q, const uint16_t *w) {
+  int NR = q->nv * q->vl;
+  size_t total = (size_t)(q->np * q->ng * q->block);
+  uint16_t *pk = calloc(total ? total / 2 : 1, 2);
+  if (!pk) abort();
+  LB_ASSERT((q->ng == 0 || (q->ng == 1 && q->GP == q->K)) && q->block == (int64_t)NR * q->GP * 2);
+  for (int64_t p = 0; p < q->np; p++)
+    for (int64_t kk = 0; kk < q->K; kk++)
+      for (int j = 0; j < NR; j++) {
+        int64_t n = p * NR + j;
+        pk[(p * q->K + kk) * NR + j] = n < q->N ? w[kk * q->N + n] : 0;
+      }
+  q->wp = lb_cg_global_data(cg, "qwh", pk, total ? total : 1);
+  free(pk);
 }
 
 static void lbq_pack(struct lb_cg *cg, struct lbq *q, const int8_t *w, const struct lb_qparams *qw) {
@@ -324,6 +359,23 @@ static LLVMValueRef fp8_to_f32_via_f16(struct lb_cg *cg, enum lb_qfloat f, LLVMV
   return LLVMBuildFPExt(B, hf, vty(cg->t_f32, n), "");
 }
 
+/* f16 weights (<n x i16>) -> f32 without F16C: half_to_f32, and where the
+ * weight has any, inf and NaN (exponent 31) get f32's all-ones exponent with
+ * the sign and mantissa moved into place. */
+static LLVMValueRef f16_to_f32_bits(struct lb_cg *cg, LLVMValueRef h, int n, bool has_special) {
+  LLVMBuilderRef B = cg->b;
+  LLVMValueRef v = half_to_f32(cg, h, n);
+  if (!has_special) return v;
+  LLVMTypeRef i32v = vty(cg->t_i32, n);
+  LLVMValueRef x = LLVMBuildZExt(B, h, i32v, "");
+  LLVMValueRef is_special = LLVMBuildICmp(B, LLVMIntEQ, LLVMBuildAnd(B, x, lb_cg_iconst(i32v, 0x7C00), ""),
+                                          lb_cg_iconst(i32v, 0x7C00), "");
+  LLVMValueRef sign = LLVMBuildShl(B, LLVMBuildAnd(B, x, lb_cg_iconst(i32v, 0x8000), ""), lb_cg_iconst(i32v, 16), "");
+  LLVMValueRef mant = LLVMBuildShl(B, LLVMBuildAnd(B, x, lb_cg_iconst(i32v, 0x3FF), ""), lb_cg_iconst(i32v, 13), "");
+  LLVMValueRef sp = LLVMBuildOr(B, LLVMBuildOr(B, sign, mant, ""), lb_cg_iconst(i32v, 0x7F800000), "");
+  return LLVMBuildSelect(B, is_special, LLVMBuildBitCast(B, sp, vty(cg->t_f32, n), ""), v, "");
+}
+
 /* A group's f16 scales (i16 vector) as f32, times what the code decoding left
  * out (2^8 for e4m3 through f16). */
 static LLVMValueRef lbq_scale_f32(struct lb_cg *cg, const struct lbq *q, LLVMValueRef h, int n) {
@@ -332,8 +384,12 @@ static LLVMValueRef lbq_scale_f32(struct lb_cg *cg, const struct lbq *q, LLVMVal
   return sc;
 }
 
-/* A code vector <n x i8> as f32: u - z' is done by the caller for integers */
+/* A code vector <n x i8> (f16: <n x i16>) as f32: u - z' is done by the caller for integers */
 static LLVMValueRef lbq_code_f32(struct lb_cg *cg, const struct lbq *q, LLVMValueRef u, int n) {
+  if (q->f16 && q->f16_cvt)
+    return LLVMBuildFPExt(cg->b, LLVMBuildBitCast(cg->b, u, vty(LLVMHalfTypeInContext(cg->ctx), n), ""),
+                          vty(cg->t_f32, n), "");
+  if (q->f16) return f16_to_f32_bits(cg, u, n, q->f16_special);
   if (q->fp8_f16) return fp8_to_f32_via_f16(cg, q->fp8, u, n);
   if (q->fp8) return fp8_to_f32(cg, q->fp8, q->fp8_special, u, n);
   LLVMTypeRef ft = vty(cg->t_f32, n);
@@ -366,8 +422,8 @@ static void lbq_step(struct lb_cg *cg, const struct lbq *q, LLVMValueRef blk, LL
       case LBQ_FLOAT: av[s][i] = lb_cg_splat(cg, ld(cg, f32, p), VL); break;
       }
     }
-  int64_t ub = (int64_t)E * q->cpb * (q->bits == 3 ? 3 : bw) / 8; /* bytes per unit */
-  LLVMTypeRef CT = vty(i8, E);
+  int64_t ub = (int64_t)E * q->cpb * lbq_code_bits(q) / 8; /* bytes per unit */
+  LLVMTypeRef CT = lbq_code_type(cg, q, E);
   for (int c = 0; c < nvec / q->cpb; c++) {
     LLVMValueRef cbyte = LLVMBuildNSWMul(B, LLVMBuildNSWAdd(B, LLVMBuildSDiv(B, v0, lb_cg_i64(cg, q->cpb), ""),
                                                             lb_cg_i64(cg, c), ""), lb_cg_i64(cg, ub), "");
@@ -496,12 +552,15 @@ static LLVMValueRef emit_lbq_uk(struct lb_cg *cg, const struct lbq *q, int mr, i
       for (int i = 0; i < mr; i++) ynext[i * NV + j] = gr.phi[i * NV + j];
       continue;
     }
-    LLVMValueRef h = ld(cg, vty(cg->t_i16, VL), bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * (int64_t)j * VL)));
-    LLVMValueRef sc = lbq_scale_f32(cg, q, h, VL);
+    LLVMValueRef sc = NULL; /* f16: no scales */
+    if (!q->f16) {
+      LLVMValueRef h = ld(cg, vty(cg->t_i16, VL), bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * (int64_t)j * VL)));
+      sc = lbq_scale_f32(cg, q, h, VL);
+    }
     for (int i = 0; i < mr; i++) {
       LLVMValueRef a = acc[i * NV + j], t;
       if (fl) {
-        t = LLVMBuildFMul(B, a, sc, "");
+        t = sc ? LLVMBuildFMul(B, a, sc, "") : a;
       } else {
         if (zv[j]) {
           LLVMValueRef si = LLVMBuildNSWAdd(B, gr.l.i, lb_cg_i64(cg, i * q->ng), "");
@@ -565,7 +624,8 @@ static void lbq_deq_consts(struct lb_cg *cg, const struct lbq *q, LLVMValueRef b
   LLVMBuilderRef B = cg->b;
   int VL = q->vl, NR = VL * q->nv;
   LLVMTypeRef CT = vty(cg->t_i8, VL), FT = vty(cg->t_f32, VL);
-  for (int j = 0; j < q->nv; j++) {
+  for (int j = 0; j < q->nv && q->f16; j++) sc[j] = zf[j] = NULL; /* f16: the codes are the weights */
+  for (int j = 0; j < q->nv && !q->f16; j++) {
     LLVMValueRef h = ld(cg, vty(cg->t_i16, VL), bytes_at(cg, blk, lb_cg_i64(cg, q->cbytes + 2 * (int64_t)j * VL)));
     sc[j] = lbq_scale_f32(cg, q, h, VL); /* fp8: with what the code decoding leaves out */
     if (q->asym)
@@ -588,8 +648,8 @@ static int lbq_deq_iter(struct lb_cg *cg, const struct lbq *q, LLVMValueRef blk,
                         LLVMValueRef const *sc, LLVMValueRef const *zf, LLVMValueRef *f) {
   LLVMBuilderRef B = cg->b;
   int VL = q->vl, NV = q->nv, cpb = q->cpb, bw = 8 / cpb, U = lbq_deq_units(q);
-  LLVMTypeRef CT = vty(cg->t_i8, VL);
-  int64_t ub = (int64_t)VL * cpb * (q->bits == 3 ? 3 : bw) / 8; /* bytes per unit */
+  LLVMTypeRef CT = lbq_code_type(cg, q, VL);
+  int64_t ub = (int64_t)VL * cpb * lbq_code_bits(q) / 8; /* bytes per unit */
   for (int uu = 0; uu < U; uu++) {
     LLVMValueRef cbyte = LLVMBuildNSWMul(B, LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, it, lb_cg_i64(cg, U), ""),
                                                             lb_cg_i64(cg, uu), ""), lb_cg_i64(cg, ub), "");
@@ -613,7 +673,7 @@ static int lbq_deq_iter(struct lb_cg *cg, const struct lbq *q, LLVMValueRef blk,
         if (t < cpb - 1) u = LLVMBuildAnd(B, u, lb_cg_iconst(CT, (1 << bw) - 1), "");
       }
       LLVMValueRef x = lbq_code_f32(cg, q, u, VL); /* integer codes, or fp8 decoded */
-      f[v] = zf[j] ? lb_cg_fma(cg, x, sc[j], zf[j]) : LLVMBuildFMul(B, x, sc[j], "");
+      f[v] = zf[j] ? lb_cg_fma(cg, x, sc[j], zf[j]) : sc[j] ? LLVMBuildFMul(B, x, sc[j], "") : x;
     }
   }
   return U * cpb;
@@ -643,7 +703,7 @@ static LLVMValueRef emit_lbq_deq(struct lb_cg *cg, const struct lbq *q) {
   LLVMBuilderRef B = cg->b;
   LLVMValueRef w = LLVMGetParam(fn, 0), tile = LLVMGetParam(fn, 1);
   int U = lbq_deq_units(q), steps = U * q->cpb / q->nv;
-  int64_t ub = (int64_t)q->vl * q->cpb * (q->bits == 3 ? 3 : 8 / q->cpb) / 8;
+  int64_t ub = (int64_t)q->vl * q->cpb * lbq_code_bits(q) / 8;
   LB_ASSERT(q->kg == 1 && (q->cpb * U) % q->nv == 0);
   struct lb_cg_loop gl, cl;
   lb_cg_for_c(cg, &gl, 0, q->ng);
@@ -858,25 +918,31 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
   memset(&q, 0, sizeof q);
   q.K = wv->type.shape.dims[0];
   q.N = wv->type.shape.dims[1];
-  q.bits = qw->bits;
-  q.asym = qw->zero_points != NULL;
-  q.fp8 = qw->fp8;
+  q.f16 = wv->type.dtype == LB_DTYPE_F16; /* no qparams */
+  if (q.f16 && strcmp(lb_node_attr_string(n, "a_quant", "none"), "none") != 0)
+    return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "f16 qmatmul weights need a_quant=\"none\"");
+  for (int64_t i = 0; q.f16 && !q.f16_special && i < q.K * q.N; i++)
+    q.f16_special = (((const uint16_t *)w)[i] & 0x7C00) == 0x7C00;
+  q.bits = q.f16 ? 16 : qw->bits;
+  q.asym = !q.f16 && qw->zero_points != NULL;
+  q.fp8 = q.f16 ? LB_QFLOAT_NONE : qw->fp8;
   for (int64_t i = 0; q.fp8 && !q.fp8_special && i < q.K * q.N; i++)
     q.fp8_special = !isfinite(lb_fp8_decode((uint8_t)w[i], q.fp8));
-  q.wsigned = qw->bits == 8 && !q.asym && !q.fp8;
-  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8)
+  q.wsigned = q.bits == 8 && !q.asym && !q.fp8;
+  if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8 && !q.f16)
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "qmatmul weights of %d bits (2, 3, 4 or 8 are supported)",
                          q.bits);
   if (q.asym && q.bits == 8)
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "asymmetric 8-bit qmatmul weights");
   if (q.fp8 && (q.asym || strcmp(lb_node_attr_string(n, "a_quant", "none"), "none") != 0))
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "fp8 qmatmul weights need a_quant=\"none\", no zero points");
-  int64_t need = qw->group_size > 0 ? (q.K + qw->group_size - 1) / qw->group_size * q.N : qw->axis == -1 ? 1 : q.N;
-  if (qw->n != need)
+  int64_t need = q.f16 ? 0 : qw->group_size > 0 ? (q.K + qw->group_size - 1) / qw->group_size * q.N
+                                                 : qw->axis == -1 ? 1 : q.N;
+  if (!q.f16 && qw->n != need)
     return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul weight has %lld scales, needs %lld", (long long)qw->n,
                          (long long)need);
   q.zconst = q.bits < 8 && !q.asym ? 1 << (q.bits - 1) : 0;
-  q.cpb = q.bits == 2 ? 4 : q.bits == 3 ? 8 : q.bits == 8 ? 1 : 2;
+  q.cpb = q.bits == 2 ? 4 : q.bits == 3 ? 8 : q.bits == 4 ? 2 : 1; /* 8 and 16: one code vector per unit */
   q.adt = av->type.dtype;
   q.ydt = yv->type.dtype;
   q.R = q.N ? lb_shape_numel(&yv->type.shape) / q.N : 0;
@@ -909,19 +975,24 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
     lb_cg_qmm_features(cg, &f);
     q.fp8_f16 = (f.z512 || !cg->is_x86) && !(q.fp8 == LB_QFLOAT_E4M3 && q.fp8_special);
   }
+  if (q.f16) {
+    struct lb_cg_qmm_features f;
+    lb_cg_qmm_features(cg, &f);
+    q.f16_cvt = !cg->is_x86 || f.f16c; /* aarch64: fcvtl is base NEON */
+  }
   int NR = q.nv * q.vl;
-  q.G = qw->group_size > 0 ? qw->group_size : q.K > 0 ? q.K : 1; /* K = 0: no groups, y = bias */
+  q.G = !q.f16 && qw->group_size > 0 ? qw->group_size : q.K > 0 ? q.K : 1; /* K = 0: no groups, y = bias */
   q.ng = (q.K + q.G - 1) / q.G;
   int64_t unit = (int64_t)q.kg * q.cpb;
   q.GP = (q.G + unit - 1) / unit * unit;
   q.Kp = q.ng * q.GP;
   q.np = (q.N + NR - 1) / NR;
-  q.cbytes = NR * q.GP * (q.bits == 3 ? 3 : 8 / q.cpb) / 8;
-  q.block = q.cbytes + 2 * NR + (q.asym ? NR : 0);
+  q.cbytes = NR * q.GP * lbq_code_bits(&q) / 8;
+  q.block = q.cbytes + (q.f16 ? 0 : 2 * NR) + (q.asym ? NR : 0);
   /* the block layout's size: the codes fill whole bytes (no code is cut by the /8), then
-   * one f16 scale and (asym) one u8 zero point per column */
-  LB_ASSERT((int64_t)q.cbytes * 8 == (int64_t)NR * q.GP * (q.bits == 3 ? 3 : 8 / q.cpb));
-  LB_ASSERT(q.block == q.cbytes + (int64_t)NR * (q.asym ? 3 : 2));
+   * one f16 scale and (asym) one u8 zero point per column (f16 weights: neither) */
+  LB_ASSERT((int64_t)q.cbytes * 8 == (int64_t)NR * q.GP * lbq_code_bits(&q));
+  LB_ASSERT(q.block == q.cbytes + (int64_t)NR * (q.f16 ? 0 : q.asym ? 3 : 2));
   /* M-chunk: its rows stay in L1 next to the panel's blocks */
   int64_t rowbytes = q.Kp * lb_dtype_traits[q.bdt].size;
   int64_t MC = 32 * 1024 / (rowbytes + 1) / q.mr * q.mr;
@@ -935,7 +1006,8 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
     q.nmc = (q.R + MC - 1) / MC;
   }
   q.MC = MC;
-  lbq_pack(cg, &q, w, qw);
+  if (q.f16) lbq_pack_f16(cg, &q, (const uint16_t *)w);
+  else lbq_pack(cg, &q, w, qw);
   if (lbq_use_tiles(cg, &q)) lbq_body_tiles(cg, &q, in, out);
   else lbq_body(cg, &q, in, out);
   return LB_OK;

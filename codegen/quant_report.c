@@ -7,6 +7,8 @@
  * copies are planned and JIT-compiled. Each calibration sample is then run
  * through both models with the same input buffers and the matched outputs are
  * folded into running sums, so memory does not grow with the sample count.
+ * lb_quant_compare runs the same loop on values the caller names and returns
+ * the numbers (the mixed-precision report of `lowbit analyze`).
  */
 #include "codegen/quant_report.h"
 
@@ -237,7 +239,9 @@ static void scheme_text(const struct lb_node *qn, char *buf, size_t len) {
   const struct lb_qparams *wq = qn->inputs[1]->qparams, *aqp = qn->inputs[0]->qparams;
   int wbits = wq ? (int)wq->bits : 8, abits = aqp ? (int)aqp->bits : 8;
   const char *layout = !wq ? "?" : wq->axis < 0 ? "per-tensor" : wq->group_size > 0 ? "per-group" : "per-channel";
-  if (wq && wq->fp8) /* a_quant none only */
+  if (!wq && qn->inputs[1]->type.dtype == LB_DTYPE_F16) /* no scales, a_quant none only */
+    snprintf(buf, len, "F16 weight-only");
+  else if (wq && wq->fp8) /* a_quant none only */
     snprintf(buf, len, "FP8 %s weight-only, %s weights", lb_qfloat_name(wq->fp8), layout);
   else if (strcmp(aq, "static") == 0)
     snprintf(buf, len, "W%dA%d static%s, %s weights", wbits, abits, aqp && aqp->is_unsigned ? " (u8)" : "", layout);
@@ -273,7 +277,7 @@ static void put_weights(FILE *f, const struct lb_node *qn) {
   for (int32_t i = 0; i < w->type.shape.rank; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)w->type.shape.dims[i]);
   fputs("] | ", f);
   if (!q || q->n < 1) {
-    fputs("? | ?", f);
+    fputs(!q && w->type.dtype == LB_DTYPE_F16 ? "none | none" : "? | ?", f); /* f16 weights have no scales */
     return;
   }
   float lo = q->scales[0], hi = q->scales[0];
@@ -352,69 +356,181 @@ static void write_report(FILE *f, const struct lb_graph *quant_g, const char *di
   if (!n_layers) fputs("\nThe quantized model has no qmatmul node.\n", f);
 }
 
-/* ---- entry point ------------------------------------------------------------------ */
+/* ---- the sample loop ------------------------------------------------------------- */
 
-enum lb_status lb_quant_report(const struct lb_graph *float_g, const struct lb_graph *quant_g,
-                               const struct lb_quant_report_options *o, const char *path, struct lb_diag *d) {
-  LB_ASSERT(o && o->calib_dir);
-  struct model_run fm = {.g = lb_graph_clone(float_g)}, qm = {.g = lb_graph_clone(quant_g)};
-  struct pair *layers = NULL, *outs = NULL;
-  int32_t n_layers = 0, n_outs = 0;
+/* Both models and what is compared: the pairs of values, and optionally the
+ * metric of the model outputs (as codegen/sensitivity.c defines it). */
+struct comparison {
+  struct model_run fm, qm;
+  struct pair *layers, *outs;
+  int32_t n_layers, n_outs;
+  int64_t done;
+  bool want_metric;
+  enum lb_sens_metric metric;
+  double metric_sum; /* squared errors (mse) or row KLs (kl) */
+  int64_t metric_count;
+  bool metric_nan;
+};
+
+/* KL(softmax(f) || softmax(q)) of one row, in nats, through log-softmax (the
+ * definition of codegen/sensitivity.c). */
+static double row_kl(const float *f, const float *q, int64_t n) {
+  double mf = -INFINITY, mq = -INFINITY;
+  for (int64_t i = 0; i < n; i++) {
+    if (f[i] > mf) mf = f[i];
+    if (q[i] > mq) mq = q[i];
+  }
+  double sf = 0, sq = 0;
+  for (int64_t i = 0; i < n; i++) {
+    sf += exp(f[i] - mf);
+    sq += exp(q[i] - mq);
+  }
+  double lzf = mf + log(sf), lzq = mq + log(sq), kl = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double lpf = f[i] - lzf, lpq = q[i] - lzq;
+    kl += exp(lpf) * (lpf - lpq);
+  }
+  return kl > 0 ? kl : 0;
+}
+
+/* The outputs' metric: every f32 model output (kl: rows of its last dimension). */
+static void metric_add(struct comparison *c, const void *const *ins) {
+  for (int32_t i = 0; i < c->n_outs; i++) {
+    const struct pair *p = &c->outs[i];
+    if (p->fv->type.dtype != LB_DTYPE_F32 || p->qv->type.dtype != LB_DTYPE_F32) continue;
+    const float *f = slot_data(p->fslot, c->fm.outs, ins), *q = slot_data(p->qslot, c->qm.outs, ins);
+    const struct lb_shape *s = &p->fv->type.shape;
+    int64_t numel = lb_shape_numel(s), last = s->rank ? s->dims[s->rank - 1] : 1;
+    if (c->metric == LB_SENS_KL && last >= 2) {
+      for (int64_t r = 0; r < numel / last; r++) c->metric_sum += row_kl(f + r * last, q + r * last, last);
+      c->metric_count += numel / last;
+    } else {
+      for (int64_t k = 0; k < numel; k++) c->metric_sum += ((double)f[k] - q[k]) * ((double)f[k] - q[k]);
+      c->metric_count += numel;
+    }
+    if (isnan(c->metric_sum)) c->metric_nan = true;
+  }
+}
+
+/* Runs every calibration sample through both models and accumulates. */
+static enum lb_status run_samples(struct comparison *c, const struct lb_quant_report_options *o, struct lb_diag *d) {
   char **names = NULL;
-  int64_t n_samples = 0, done = 0;
-  struct lbrt_tensor *tens = calloc((size_t)fm.g->n_inputs + 1, sizeof *tens);
-  const void **ins = calloc((size_t)fm.g->n_inputs + 1, sizeof *ins);
+  int64_t n_samples = 0;
+  struct lbrt_tensor *tens = calloc((size_t)c->fm.g->n_inputs + 1, sizeof *tens);
+  const void **ins = calloc((size_t)c->fm.g->n_inputs + 1, sizeof *ins);
   if (!tens || !ins) abort();
-
-  enum lb_status st = check_same_inputs(fm.g, qm.g, d);
-  if (st == LB_OK) st = match_outputs(fm.g, qm.g, &outs, &n_outs, d);
-  if (st == LB_OK) st = match_layers(quant_g, fm.g, qm.g, &layers, &n_layers, d);
-  if (st == LB_OK) st = lb_calib_list_samples(o->calib_dir, &names, &n_samples, d);
-  if (st == LB_OK) st = model_prepare(&fm, o->cg, "lowbit_report_float", d);
-  if (st == LB_OK) st = model_prepare(&qm, o->cg, "lowbit_report_quant", d);
+  enum lb_status st = lb_calib_list_samples(o->calib_dir, &names, &n_samples, d);
+  if (st == LB_OK) st = model_prepare(&c->fm, o->cg, "lowbit_report_float", d);
+  if (st == LB_OK) st = model_prepare(&c->qm, o->cg, "lowbit_report_quant", d);
   if (st == LB_OK && o->progress) o->progress(o->progress_ctx, 0, n_samples);
   for (int64_t s = 0; st == LB_OK && s < n_samples; s++) {
     size_t len = strlen(o->calib_dir) + strlen(names[s]) + 2;
     char *sdir = malloc(len);
     if (!sdir) abort();
     snprintf(sdir, len, "%s/%s", o->calib_dir, names[s]);
-    for (int32_t k = 0; k < fm.g->n_inputs && st == LB_OK; k++) {
-      st = lb_calib_read_input(sdir, k, fm.g->inputs[k], &tens[k], d);
+    for (int32_t k = 0; k < c->fm.g->n_inputs && st == LB_OK; k++) {
+      st = lb_calib_read_input(sdir, k, c->fm.g->inputs[k], &tens[k], d);
       ins[k] = tens[k].data;
     }
-    if (st == LB_OK) st = model_run(&fm, ins, sdir, "float", d);
-    if (st == LB_OK) st = model_run(&qm, ins, sdir, "quantized", d);
+    if (st == LB_OK) st = model_run(&c->fm, ins, sdir, "float", d);
+    if (st == LB_OK) st = model_run(&c->qm, ins, sdir, "quantized", d);
     if (st == LB_OK) {
-      accumulate(layers, n_layers, &fm, &qm, ins);
-      accumulate(outs, n_outs, &fm, &qm, ins);
-      done++;
-      if (o->progress) o->progress(o->progress_ctx, done, n_samples);
+      accumulate(c->layers, c->n_layers, &c->fm, &c->qm, ins);
+      accumulate(c->outs, c->n_outs, &c->fm, &c->qm, ins);
+      if (c->want_metric) metric_add(c, ins);
+      c->done++;
+      if (o->progress) o->progress(o->progress_ctx, c->done, n_samples);
     }
-    for (int32_t k = 0; k < fm.g->n_inputs; k++) {
+    for (int32_t k = 0; k < c->fm.g->n_inputs; k++) {
       lbrt_tensor_free(&tens[k]);
       ins[k] = NULL;
     }
     free(sdir);
   }
   if (st == LB_OK) {
-    for (int32_t i = 0; i < n_layers; i++) layers[i].sqnr = err_sqnr_db(&layers[i].acc);
-    for (int32_t i = 0; i < n_outs; i++) outs[i].sqnr = err_sqnr_db(&outs[i].acc);
-    qsort(layers, (size_t)n_layers, sizeof *layers, cmp_worst_first);
+    for (int32_t i = 0; i < c->n_layers; i++) c->layers[i].sqnr = err_sqnr_db(&c->layers[i].acc);
+    for (int32_t i = 0; i < c->n_outs; i++) c->outs[i].sqnr = err_sqnr_db(&c->outs[i].acc);
+  }
+  lb_calib_samples_free(names, n_samples);
+  free(tens);
+  free(ins);
+  return st;
+}
+
+static void comparison_free(struct comparison *c) {
+  free(c->layers);
+  free(c->outs);
+  model_free(&c->fm);
+  model_free(&c->qm);
+}
+
+/* ---- entry points ------------------------------------------------------------------ */
+
+enum lb_status lb_quant_report(const struct lb_graph *float_g, const struct lb_graph *quant_g,
+                               const struct lb_quant_report_options *o, const char *path, struct lb_diag *d) {
+  LB_ASSERT(o && o->calib_dir);
+  struct comparison c = {.fm.g = lb_graph_clone(float_g), .qm.g = lb_graph_clone(quant_g)};
+  enum lb_status st = check_same_inputs(c.fm.g, c.qm.g, d);
+  if (st == LB_OK) st = match_outputs(c.fm.g, c.qm.g, &c.outs, &c.n_outs, d);
+  if (st == LB_OK) st = match_layers(quant_g, c.fm.g, c.qm.g, &c.layers, &c.n_layers, d);
+  if (st == LB_OK) st = run_samples(&c, o, d);
+  if (st == LB_OK) {
+    qsort(c.layers, (size_t)c.n_layers, sizeof *c.layers, cmp_worst_first);
     char *tmp = NULL;
     FILE *f = lb_atomic_open(path, &tmp, d);
     if (!f) {
       st = d->status ? d->status : LB_ERR_IO;
     } else {
-      write_report(f, quant_g, o->calib_dir, done, layers, n_layers, outs, n_outs, fm.g);
+      write_report(f, quant_g, o->calib_dir, c.done, c.layers, c.n_layers, c.outs, c.n_outs, c.fm.g);
       st = lb_atomic_commit(f, tmp, path, d);
     }
   }
-  lb_calib_samples_free(names, n_samples);
-  free(tens);
-  free(ins);
-  free(layers);
-  free(outs);
-  model_free(&fm);
-  model_free(&qm);
+  comparison_free(&c);
+  return st;
+}
+
+/* The named values, found in both copies. */
+static enum lb_status match_values(const char *const *values, int32_t n, struct lb_graph *fc, struct lb_graph *qc,
+                                   struct pair **out, struct lb_diag *d) {
+  struct pair *p = calloc((size_t)n + 1, sizeof *p);
+  if (!p) abort();
+  *out = p;
+  for (int32_t i = 0; i < n; i++) {
+    struct lb_value *fv = lb_graph_find_value(fc, values[i]), *qv = lb_graph_find_value(qc, values[i]);
+    if (!fv || !qv)
+      return lb_diag_error(d, LB_ERR_INVALID, NULL, "comparing against float: the %s model has no value \"%s\"",
+                           fv ? "quantized" : "float", values[i]);
+    if (!readable(fv) || !readable(qv) || lb_shape_numel(&fv->type.shape) != lb_shape_numel(&qv->type.shape))
+      return lb_diag_error(d, LB_ERR_INVALID, qv->producer,
+                           "comparing against float: \"%s\" is %s[%lld elements] in the float model and %s[%lld "
+                           "elements] in the quantized one",
+                           values[i], lb_dtype_traits[fv->type.dtype].name, (long long)lb_shape_numel(&fv->type.shape),
+                           lb_dtype_traits[qv->type.dtype].name, (long long)lb_shape_numel(&qv->type.shape));
+    p[i] = (struct pair){.fv = fv, .qv = qv, .order = i};
+    p[i].fslot = lb_calib_expose_value(fc, fv);
+    p[i].qslot = lb_calib_expose_value(qc, qv);
+  }
+  return LB_OK;
+}
+
+enum lb_status lb_quant_compare(const struct lb_graph *float_g, const struct lb_graph *quant_g,
+                                const char *const *values, int32_t n_values, enum lb_sens_metric metric,
+                                const struct lb_quant_report_options *o, struct lb_quant_comparison *out,
+                                struct lb_diag *d) {
+  LB_ASSERT(o && o->calib_dir && out && (out->values || !n_values));
+  struct comparison c = {.fm.g = lb_graph_clone(float_g), .qm.g = lb_graph_clone(quant_g), .want_metric = true,
+                         .metric = metric};
+  enum lb_status st = check_same_inputs(c.fm.g, c.qm.g, d);
+  if (st == LB_OK) st = match_outputs(c.fm.g, c.qm.g, &c.outs, &c.n_outs, d);
+  if (st == LB_OK) st = match_values(values, n_values, c.fm.g, c.qm.g, &c.layers, d);
+  if (st == LB_OK) c.n_layers = n_values;
+  if (st == LB_OK) st = run_samples(&c, o, d);
+  if (st == LB_OK) {
+    for (int32_t i = 0; i < n_values; i++)
+      out->values[i] = (struct lb_quant_error){c.layers[i].sqnr, c.layers[i].acc.nan ? NAN : c.layers[i].acc.max_abs};
+    out->samples = c.done;
+    out->output_metric = c.metric_nan || !c.metric_count ? NAN : c.metric_sum / (double)c.metric_count;
+  }
+  comparison_free(&c);
   return st;
 }

@@ -7,6 +7,7 @@
 #define LB_CODEGEN_QUANT_REPORT_H
 
 #include "codegen/codegen.h"
+#include "codegen/sensitivity.h"
 
 struct lb_quant_report_options {
   const struct lb_codegen_options *cg; /* cpu/features/opt for the JIT; may be NULL */
@@ -30,5 +31,30 @@ struct lb_quant_report_options {
  * (the report works on copies). Memory: one sample's tensors and both models' arenas. */
 enum lb_status lb_quant_report(const struct lb_graph *float_g, const struct lb_graph *quant_g,
                                const struct lb_quant_report_options *o, const char *path, struct lb_diag *d);
+
+/* The error of one value of the quantized model against the float model's
+ * value of the same name over all samples: SQNR dB as above (NAN when a NaN
+ * was seen, +INFINITY for an exact match) and max |x_f - x_q|. */
+struct lb_quant_error {
+  double sqnr_db, max_abs;
+};
+
+struct lb_quant_comparison {
+  struct lb_quant_error *values; /* [n_values], the caller's array, filled */
+  double output_metric;          /* the metric of the f32 model outputs (NAN when a NaN was seen) */
+  int64_t samples;
+};
+
+/* The numbers behind the report, for any values: runs both graphs side by side
+ * on the samples (as lb_quant_report) and measures each named value (a name in
+ * both graphs; f32, or 8-bit with per-tensor qparams) and, over the f32 model
+ * outputs, the metric as codegen/sensitivity.h defines it: mse, the mean of
+ * (y_f - y_q)^2 over elements, or kl, the mean over rows of the last dimension
+ * of KL(softmax(y_f) || softmax(y_q)) (outputs whose last dimension is 1 count
+ * as mse). Neither graph is modified. */
+enum lb_status lb_quant_compare(const struct lb_graph *float_g, const struct lb_graph *quant_g,
+                                const char *const *values, int32_t n_values, enum lb_sens_metric metric,
+                                const struct lb_quant_report_options *o, struct lb_quant_comparison *out,
+                                struct lb_diag *d);
 
 #endif

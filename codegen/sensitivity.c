@@ -38,6 +38,7 @@ bool lb_sens_metric_parse(const char *s, enum lb_sens_metric *out) {
 }
 
 int64_t lb_sens_weight_bytes(const struct lb_qparams *q, int64_t k, int64_t n) {
+  if (!q) return 2 * k * n; /* an f16 weight: no codes or scales, 2 bytes a weight */
   int64_t bytes = (k * n * q->bits + 7) / 8;
   bytes += q->n * (q->bits < 8 ? 2 : 4);
   if (q->zero_points) bytes += q->n;
@@ -283,6 +284,12 @@ static const struct lb_node *find_qmatmul(const struct lb_graph *q, const char *
   return v->producer;
 }
 
+/* What lb_quant_rewrite can copy: i8 codes (u8 fp8 codes) with qparams, or f16 values without. */
+static bool qmatmul_weight_ok(const struct lb_value *w) {
+  enum lb_dtype dt = w->type.dtype;
+  return w->qparams ? dt == (w->qparams->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8) : dt == LB_DTYPE_F16;
+}
+
 /* A float linear layer the quantize pass would take. */
 static bool quantizable(const struct lb_graph *g, const struct lb_node *n) {
   bool linear = n->op == LB_OP_MATMUL || n->op == LB_OP_GEMM || n->op == LB_OP_FUSED_MATMUL;
@@ -338,8 +345,8 @@ enum lb_status lb_sens_graft(struct lb_graph *g, const struct lb_graph *cand, co
   if (i < 0 || !quantizable(g, g->nodes[i]))
     return lb_diag_error(d, LB_ERR_INVALID, qn, "sensitivity: the graph has no float layer \"%s\" to quantize", value);
   const struct lb_value *w = qn->inputs[1];
-  const int8_t *codes = lb_value_const_data(cand, w);
-  LB_ASSERT(codes && w->type.dtype == LB_DTYPE_I8 && w->qparams); /* qmatmul weights: docs/ir-ops.md */
+  const void *codes = lb_value_const_data(cand, w);
+  LB_ASSERT(codes && qmatmul_weight_ok(w)); /* qmatmul weights: docs/ir-ops.md */
   lb_quant_rewrite(g, i, codes, w->qparams, lb_node_attr_string(qn, "a_quant", "none"));
   return LB_OK;
 }
@@ -405,8 +412,8 @@ static void add_switch(struct lb_graph *g, const struct lb_graph *q, const char 
   struct lb_node *twin = insert_after(g, fi, fn->op, fn, fn->inputs, fn->n_inputs, value, ".q", &v->type);
   copy_attrs(g, fn, twin);
   const struct lb_value *w = qn->inputs[1];
-  const int8_t *codes = lb_value_const_data(q, w);
-  LB_ASSERT(codes && w->type.dtype == LB_DTYPE_I8 && w->qparams); /* qmatmul weights: docs/ir-ops.md */
+  const void *codes = lb_value_const_data(q, w);
+  LB_ASSERT(codes && qmatmul_weight_ok(w)); /* qmatmul weights: docs/ir-ops.md */
   int32_t ti = lb_quant_rewrite(g, fi + 1, codes, w->qparams, lb_node_attr_string(qn, "a_quant", "none"));
 
   struct lb_value *ins[3] = {sel, twin->outputs[0], twin->outputs[0]};
@@ -472,11 +479,11 @@ enum lb_status lb_sensitivity(const struct lb_graph *float_g, const struct lb_se
     st = switchboard_build(float_g, cands[j].quant_g, out, o, &m, sel_index, &n_sel, d);
     for (int32_t i = 0; st == LB_OK && i < out->n_layers; i++) {
       if (sel_index[i] < 0) continue;
+      /* qparams, or none for an f16 weight (docs/ir-ops.md) */
       const struct lb_qparams *q = find_qmatmul(cands[j].quant_g, out->layers[i].value)->inputs[1]->qparams;
-      LB_ASSERT(q); /* qmatmul weights carry qparams (docs/ir-ops.md) */
       struct lb_sens_cell *c = &out->cells[(int64_t)i * n_cands + j];
-      *c = (struct lb_sens_cell){.present = true, .bits = q->bits, .group = q->group_size,
-                                 .asym = q->zero_points != NULL,
+      *c = (struct lb_sens_cell){.present = true, .bits = q ? q->bits : 16, .group = q ? q->group_size : 0,
+                                 .asym = q && q->zero_points != NULL,
                                  .bytes = lb_sens_weight_bytes(q, out->layers[i].k, out->layers[i].n)};
       memset(sel, 0, (size_t)n_sel);
       sel[sel_index[i]] = 1;

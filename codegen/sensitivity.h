@@ -56,7 +56,7 @@ struct lb_sens_error {
 
 struct lb_sens_cell {
   bool present;  /* the candidate quantized this layer (else the fields are 0) */
-  int32_t bits;  /* of the weight codes */
+  int32_t bits;  /* of the weight codes (16: f16 weights) */
   int64_t group; /* 0: per column */
   bool asym;
   int64_t bytes; /* the layer's weight at this precision: lb_sens_weight_bytes */
@@ -86,7 +86,8 @@ static inline const struct lb_sens_cell *lb_sens_cell_at(const struct lb_sens_ta
 
 /* Bytes of a quantized weight [K,N] in the executable, without padding: packed
  * codes ceil(K*N*bits/8), plus per scale 2 bytes (f16) for bits < 8 or 4 (f32)
- * for 8 bits, plus 1 byte per zero point. */
+ * for 8 bits, plus 1 byte per zero point. q NULL: an f16 weight (qmatmul's
+ * weights without qparams), 2*K*N. */
 int64_t lb_sens_weight_bytes(const struct lb_qparams *q, int64_t k, int64_t n);
 
 /* Quantizes layer `value` of g (a float matmul-family node with that output)

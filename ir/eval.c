@@ -1248,7 +1248,8 @@ static void load_params_i(const struct lb_type *t, const void *data, int64_t *ou
  * weight, accumulated exactly, then one f32 multiply by the product of the two
  * scales (rounded to f32), the f32 bias add, the activation in f32, and the
  * optional requantization. W8 (a_quant="none") sums in double, rounds to f32
- * and scales in f32: the kernels' f32 sums differ from it only by rounding. */
+ * and scales in f32: the kernels' f32 sums differ from it only by rounding.
+ * An f16 weight (no qparams) is its values: the sum of a * w in double. */
 static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *const *outs) {
   const struct lb_value *va = n->inputs[0], *vw = n->inputs[1], *vy = n->outputs[0];
   const struct lb_qparams *qw = vw->qparams, *qa = va->qparams, *qy = vy->qparams;
@@ -1262,10 +1263,11 @@ static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *
   bool a_int = ta == LB_DTYPE_I8 || ta == LB_DTYPE_U8, y_int = ty == LB_DTYPE_I8 || ty == LB_DTYPE_U8;
   /* low-bit layouts (docs/ir-ops.md "Low-bit weights"): groups of gs rows with
    * their own scale (and zero point when asymmetric); one group = the 8-bit rule */
-  bool grouped = qw->group_size > 0 || qw->zero_points || qw->fp8;
-  int64_t gs = qw->group_size > 0 ? qw->group_size : (k ? k : 1);
+  bool f16 = vw->type.dtype == LB_DTYPE_F16; /* a_quant none only */
+  bool grouped = !f16 && (qw->group_size > 0 || qw->zero_points || qw->fp8);
+  int64_t gs = !f16 && qw->group_size > 0 ? qw->group_size : (k ? k : 1);
   float fp8[256]; /* fp8 weights (a_quant none only): the value of each code */
-  for (int c = 0; qw->fp8 && c < 256; c++) fp8[c] = lb_fp8_decode((uint8_t)c, qw->fp8);
+  for (int c = 0; !f16 && qw->fp8 && c < 256; c++) fp8[c] = lb_fp8_decode((uint8_t)c, qw->fp8);
   int64_t *q = xmalloc(sizeof *q * (size_t)(k + 1));
   for (int64_t r = 0; r < rows; r++) {
     float sa = 1;
@@ -1284,8 +1286,13 @@ static void eval_qmatmul(const struct lb_node *n, const void *const *ins, void *
         q[i] = a_int ? ld_i(ta, ins[0], r * k + i) : q_sat((double)(((const float *)ins[0])[r * k + i] / sa), za, lo, hi);
     }
     for (int64_t j = 0; j < nn; j++) {
-      float ws = qw->scales[qw->n == 1 ? 0 : j], y;
-      if (grouped && none) {
+      float ws = f16 ? 1.0f : qw->scales[qw->n == 1 ? 0 : j], y;
+      if (f16) {
+        double s = 0;
+        for (int64_t i = 0; i < k; i++)
+          s += (double)((const float *)ins[0])[r * k + i] * lb_f16_decode(((const uint16_t *)ins[1])[i * nn + j]);
+        y = (float)s;
+      } else if (grouped && none) {
         /* sum of a * real_w, real_w = scale * (code - zp) or scale * fp8(code), exact
          * in f32 (f16 scale) */
         double s = 0;

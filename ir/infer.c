@@ -866,8 +866,9 @@ static enum lb_status infer_qmatmul(struct lb_node *n, struct lb_diag *d) {
     return ERR("input 0 has type %s but qmatmul with a_quant=\"%s\" needs f32%s", type_str(a).s,
                aq, strcmp(aq, "static") == 0 ? ", i8 or u8" : "");
   if (a->shape.rank < 1) return ERR("input 0 has type %s but qmatmul needs rank >= 1", type_str(a).s);
-  if ((w->dtype != LB_DTYPE_I8 && w->dtype != LB_DTYPE_U8) || w->shape.rank != 2) /* u8: fp8 codes */
-    return ERR("input 1 (weight) has type %s but qmatmul needs i8[K,N] (u8[K,N] for fp8)", type_str(w).s);
+  if ((w->dtype != LB_DTYPE_I8 && w->dtype != LB_DTYPE_U8 && w->dtype != LB_DTYPE_F16) || w->shape.rank != 2)
+    return ERR("input 1 (weight) has type %s but qmatmul needs i8[K,N] (u8[K,N] for fp8, f16[K,N] for f16)",
+               type_str(w).s); /* u8: fp8 codes; f16: half weights */
   int64_t k = a->shape.dims[a->shape.rank - 1], nn = w->shape.dims[1];
   if (w->shape.dims[0] != k)
     return ERR("input 1 (weight) has type %s but its dim 0 must equal %lld (the last dim of input 0, %s)",

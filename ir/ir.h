@@ -132,6 +132,13 @@ float lb_fp8_decode(uint8_t code, enum lb_qfloat f);
  * to it (e4m3: +-inf too; e5m2 keeps +-inf); NaN -> 0x7F. */
 uint8_t lb_fp8_encode(float x, enum lb_qfloat f);
 
+/* ---- IEEE binary16 (ir/f16.c): f16 weights --------------------------------------- */
+/* The exact value of a half's bits (inf and NaN with its payload included). */
+float lb_f16_decode(uint16_t h);
+/* Round to nearest even; finite values from 65520 up overflow to +-inf (IEEE);
+ * NaN stays NaN (quieted, sign and top payload kept). */
+uint16_t lb_f16_encode(float x);
+
 /* ---- op table ---------------------------------------------------------------- */
 enum lb_op_kind {
   LB_KIND_CONST, LB_KIND_UNARY, LB_KIND_BINARY, LB_KIND_REDUCE, LB_KIND_NORM,

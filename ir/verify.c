@@ -460,14 +460,19 @@ static void check_qmatmul_weight(struct verifier *v, const struct lb_node *n, co
 /* qmatmul's quantization parameters (docs/ir-ops.md "Quantized matmul"): the
  * weight's as above; a quantized statically carries per-tensor 8-bit
  * qparams; an i8/u8 output carries the per-tensor qparams it is requantized
- * with. Shapes and dtypes are the shape rule's. */
+ * with; an f16 weight is a const f16[K,N] without qparams, with a_quant
+ * "none". Shapes and dtypes are the shape rule's. */
 static void check_qmatmul(struct verifier *v, const struct lb_node *n) {
   if (n->n_inputs < 2 || !n->inputs[0] || !n->inputs[1] || n->n_outputs < 1 || !n->outputs[0]) return;
   const struct lb_value *a = n->inputs[0], *w = n->inputs[1], *y = n->outputs[0];
   const struct lb_qparams *q = w->qparams;
   const char *aq = lb_node_attr_string(n, "a_quant", "none");
-  if (!w->producer || w->producer->op != LB_OP_CONST || w->type.dtype != (q && q->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8) ||
-      w->type.shape.rank != 2) {
+  if (w->type.dtype == LB_DTYPE_F16) { /* F16 weights: the values themselves, no scales */
+    if (!w->producer || w->producer->op != LB_OP_CONST || w->type.shape.rank != 2 || q)
+      fail(v, n, "an f16 weight (input 1) must be a const f16[K,N] without qparams");
+    if (strcmp(aq, "none") != 0) fail(v, n, "f16 weights take a_quant=\"none\" (f32 activations), not \"%s\"", aq);
+  } else if (!w->producer || w->producer->op != LB_OP_CONST ||
+             w->type.dtype != (q && q->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8) || w->type.shape.rank != 2) {
     fail(v, n, q && q->fp8 ? "the weight (input 1) has fp8 qparams and must be a const u8[K,N]"
                            : "the weight (input 1) must be a const i8[K,N]");
   } else if (!q) {

@@ -3,6 +3,7 @@
  *   quantize{scheme=w8a8|w8a8-dynamic|w8}
  *   quantize{scheme=w4|w3|w2 group=32 asym=0 clip=0 act=none}
  *   quantize{scheme=fp8|fp8-e5m2 group=0}
+ *   quantize{scheme=f16}
  *
  * Every matmul / gemm / fused_matmul whose second operand is a constant 2-D
  * f32 weight becomes `qmatmul(%a, %w.q, %bias?) {a_quant, act}` (contract in
@@ -35,6 +36,13 @@
  * coarse), codes rounded to nearest even
  * (lb_fp8_quantize_ref); activations stay f32.
  *
+ * F16 weights (f16): the weight as IEEE half, a const f16[K,N] without
+ * qparams (no scales: f16's exponent covers any weight), each value rounded to
+ * nearest even (lb_f16_quantize_ref); inf and NaN weights stay what they are,
+ * but a finite weight beyond 65504 that would round to infinity is an error
+ * naming the node: silently changing a layer's function is worse than
+ * refusing it (w8 or float suit such a weight). Activations stay f32.
+ *
  * Activations (a_quant): "static" (w8a8) uses the per-tensor range the
  * calibration attached to the operand (q<...> on %x; --calib/--load-calib),
  * "dynamic" (w8a8-dynamic) lets the kernel pick one scale per row at run
@@ -60,20 +68,20 @@
 #include "passes/pass.h"
 #include "passes/rewrite.h"
 
-const char lb_quant_scheme_list[] = "w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2";
+const char lb_quant_scheme_list[] = "w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2, f16";
 
 static const char *const scheme_names[LB_QUANT_SCHEME_COUNT] = {
     [LB_QUANT_W8A8] = "w8a8", [LB_QUANT_W8A8_DYNAMIC] = "w8a8-dynamic", [LB_QUANT_W8] = "w8",
     [LB_QUANT_W4] = "w4",     [LB_QUANT_W3] = "w3",                     [LB_QUANT_W2] = "w2",
-    [LB_QUANT_FP8] = "fp8",   [LB_QUANT_FP8_E5M2] = "fp8-e5m2"};
+    [LB_QUANT_FP8] = "fp8",   [LB_QUANT_FP8_E5M2] = "fp8-e5m2",                     [LB_QUANT_F16] = "f16"};
 /* the low-bit schemes take theirs from the pass argument act */
 static const char *const a_quant_names[LB_QUANT_SCHEME_COUNT] = {
     [LB_QUANT_W8A8] = "static", [LB_QUANT_W8A8_DYNAMIC] = "dynamic", [LB_QUANT_W8] = "none",
-    [LB_QUANT_FP8] = "none",    [LB_QUANT_FP8_E5M2] = "none"};
+    [LB_QUANT_FP8] = "none",    [LB_QUANT_FP8_E5M2] = "none",       [LB_QUANT_F16] = "none"};
 
 int32_t lb_quant_scheme_bits(enum lb_quant_scheme s) {
   LB_ASSERT(s >= 0 && s < LB_QUANT_SCHEME_COUNT);
-  return s == LB_QUANT_W4 ? 4 : s == LB_QUANT_W3 ? 3 : s == LB_QUANT_W2 ? 2 : 8;
+  return s == LB_QUANT_W4 ? 4 : s == LB_QUANT_W3 ? 3 : s == LB_QUANT_W2 ? 2 : s == LB_QUANT_F16 ? 16 : 8;
 }
 
 enum lb_qfloat lb_quant_scheme_fp8(enum lb_quant_scheme s) {
@@ -105,7 +113,7 @@ const char *lb_quant_skip_reason(enum lb_quant_skip r) {
       [LB_QSKIP_ALPHA] = "gemm with alpha != 1",
       [LB_QSKIP_BIAS] = "with a bias that is not a constant per-column vector",
       [LB_QSKIP_DTYPE] = "not f32",
-      [LB_QSKIP_KEEP_FLOAT] = "outlier parts kept float (keep_float)",
+      [LB_QSKIP_KEEP_FLOAT] = "kept float by keep_float=1 (outlier parts, LoRA adapters)",
   };
   LB_ASSERT(r >= 0 && r < LB_QSKIP_COUNT);
   return reasons[r];
@@ -323,17 +331,29 @@ void lb_fp8_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, enu
 #undef W
 }
 
+int64_t lb_f16_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, uint16_t *h) {
+  int64_t bad = -1;
+  for (int64_t a = 0; a < k * n; a++) { /* w in memory order */
+    int64_t kk = trans_b ? a % k : a / n, j = trans_b ? a / k : a % n;
+    h[kk * n + j] = lb_f16_encode(w[a]);
+    if (bad < 0 && isfinite(w[a]) && (h[kk * n + j] & 0x7FFF) == 0x7C00) bad = a;
+  }
+  return bad;
+}
+
 /* The const "<weight>.q" holding codes [K,N] with a copy of qp, before `before`
- * (u8 for fp8 codes). */
+ * (u8 for fp8 codes; with qp NULL, f16 bits and no qparams). */
 static struct lb_value *add_weight_const(struct lb_graph *g, struct lb_node *before, const struct lb_value *w,
-                                         int64_t k, int64_t n, const int8_t *codes, const struct lb_qparams *qp) {
+                                         int64_t k, int64_t n, const void *codes, const struct lb_qparams *qp) {
   size_t len = strlen(w->name) + 4;
   char *base = malloc(len);
   if (!base) abort();
   snprintf(base, len, "%s.q", w->name);
-  struct lb_type t = {.dtype = qp->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8, .shape = {.rank = 2, .dims = {k, n}}};
+  enum lb_dtype dt = !qp ? LB_DTYPE_F16 : qp->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8;
+  struct lb_type t = {.dtype = dt, .shape = {.rank = 2, .dims = {k, n}}};
   struct lb_node *c = lb_graph_insert_const(g, before, lb_graph_unique_name(g, base), &t, codes);
   free(base);
+  if (!qp) return c->outputs[0];
   struct lb_qparams *q = lb_arena_alloc(&g->arena, sizeof *q);
   *q = *qp;
   q->scales = lb_arena_alloc(&g->arena, sizeof *q->scales * (size_t)qp->n);
@@ -352,6 +372,7 @@ struct weight_opts {
   struct lb_wq_format fmt;
   bool clip;
   enum lb_qfloat fp8;       /* fp8 schemes: lb_fp8_quantize_ref with fmt.group */
+  bool f16;                 /* f16: lb_f16_quantize_ref, no qparams */
 };
 
 /* One quantized copy per (weight, transB): tied weights are stored once. */
@@ -361,11 +382,22 @@ struct qcache {
   struct lb_value *q;
 };
 
+/* NULL when an f16 weight would overflow: *overflow is then the index into w. */
 static struct lb_value *quantize_weight(struct lb_graph *g, struct lb_node *before, const struct linear *l,
-                                        const struct weight_opts *o, struct qcache *cache, int32_t *n_cache) {
+                                        const struct weight_opts *o, struct qcache *cache, int32_t *n_cache,
+                                        int64_t *overflow) {
   for (int32_t i = 0; i < *n_cache; i++)
     if (cache[i].w == l->w && cache[i].trans_b == l->trans_b) return cache[i].q;
   const float *w = lb_value_const_data(g, l->w);
+  if (o->f16) {
+    uint16_t *h = malloc(sizeof *h * (size_t)(l->k * l->n) + 1);
+    if (!h) abort();
+    *overflow = lb_f16_quantize_ref(w, l->k, l->n, l->trans_b, h);
+    struct lb_value *v = *overflow < 0 ? add_weight_const(g, before, l->w, l->k, l->n, h, NULL) : NULL;
+    free(h);
+    if (v) cache[(*n_cache)++] = (struct qcache){l->w, l->trans_b, v};
+    return v;
+  }
   int8_t *q = malloc((size_t)(l->k * l->n));
   struct lb_qparams qp = {.bits = o->bits, .axis = 1, .symmetric = true, .n = l->n};
   if (o->bits < 8 || o->fp8) {
@@ -438,7 +470,7 @@ void lb_quant_linear_of(const struct lb_graph *g, const struct lb_node *n, struc
   *out = (struct lb_quant_linear){.a = l.a, .w = l.w, .trans_b = l.trans_b, .k = l.k, .n = l.n};
 }
 
-int32_t lb_quant_rewrite(struct lb_graph *g, int32_t index, const int8_t *codes, const struct lb_qparams *qp,
+int32_t lb_quant_rewrite(struct lb_graph *g, int32_t index, const void *codes, const struct lb_qparams *qp,
                          const char *a_quant) {
   struct lb_node *n = g->nodes[index];
   struct linear l;
@@ -462,12 +494,13 @@ static enum lb_status int_arg(struct lb_pass_context *ctx, const char *key, int6
 }
 
 /* group (default 32), asym, clip and act: for w4/w3/w2 only; fp8 takes
- * group (default 0: per column). */
+ * group (default 0: per column); f16 none. */
 static enum lb_status weight_args(struct lb_pass_context *ctx, enum lb_quant_scheme scheme, struct weight_opts *wo,
                                   const char **a_quant) {
   static const char *const lowbit_keys[] = {"group", "asym", "clip", "act"};
   wo->fp8 = lb_quant_scheme_fp8(scheme);
-  if (wo->bits == 8) {
+  wo->f16 = scheme == LB_QUANT_F16;
+  if (wo->bits >= 8) {
     int64_t group = 0;
     enum lb_status st = wo->fp8 ? int_arg(ctx, "group", 0, INT32_MAX, &group) : LB_OK;
     wo->fmt = (struct lb_wq_format){.bits = 8, .group = group};
@@ -539,7 +572,16 @@ enum lb_status lb_pass_quantize(struct lb_graph *g, struct lb_pass_context *ctx)
     struct lb_node *n = g->nodes[i];
     struct linear l;
     if (!is_matmul_family(n->op) || take_apart(g, n, &l) != LB_QSKIP_NONE) continue;
-    struct lb_value *wq = quantize_weight(g, n, &l, &wo, cache, &n_cache);
+    int64_t bad = -1;
+    struct lb_value *wq = quantize_weight(g, n, &l, &wo, cache, &n_cache, &bad);
+    if (!wq) {
+      int64_t cols = l.w->type.shape.dims[1];
+      return lb_diag_error(ctx->diag, LB_ERR_UNSUPPORTED, n,
+                           "weight \"%s\" holds %g at [%lld,%lld], beyond f16's largest finite value 65504: f16 "
+                           "would make it infinite (use w8, or keep the layer float)",
+                           l.w->name, (double)((const float *)lb_value_const_data(g, l.w))[bad],
+                           (long long)(bad / cols), (long long)(bad % cols));
+    }
     i = rewrite_node(g, n, i, &l, wq, a_quant);
     changed = true;
   }
@@ -565,7 +607,7 @@ void lb_quant_summary_format(const struct lb_quant_summary *s, enum lb_quant_sch
   size_t at = 0;
 #define PUT(...) (at += (size_t)snprintf(buf + at, at < len ? len - at : 0, __VA_ARGS__))
   int32_t bits = lb_quant_scheme_bits(scheme);
-  const char *kind = scheme == LB_QUANT_FP8 || scheme == LB_QUANT_FP8_E5M2 ? "fp" : "int";
+  const char *kind = scheme == LB_QUANT_FP8 || scheme == LB_QUANT_FP8_E5M2 || scheme == LB_QUANT_F16 ? "fp" : "int";
   PUT("quantized %d of %d matmuls to %s%d (%s)", (int)s->quantized, (int)(s->quantized + left), kind, (int)bits,
       lb_quant_scheme_name(scheme));
   if (left) {

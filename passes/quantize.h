@@ -14,12 +14,13 @@ enum lb_quant_scheme {
   LB_QUANT_W2,
   LB_QUANT_FP8,          /* E4M3 weights, f16 scales per column or group, float activations */
   LB_QUANT_FP8_E5M2,     /* E5M2 weights, the same */
+  LB_QUANT_F16,          /* IEEE half weights (no scales), float activations */
   LB_QUANT_SCHEME_COUNT
 };
-/* "w8a8", "w8a8-dynamic", "w8", "w4", "w3", "w2", "fp8", "fp8-e5m2"; false for anything else. */
+/* "w8a8", "w8a8-dynamic", "w8", "w4", "w3", "w2", "fp8", "fp8-e5m2", "f16"; false for anything else. */
 bool lb_quant_scheme_parse(const char *s, enum lb_quant_scheme *out);
 const char *lb_quant_scheme_name(enum lb_quant_scheme s);
-/* The accepted spellings, for messages: "w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2". */
+/* The accepted spellings, for messages: "w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2, f16". */
 extern const char lb_quant_scheme_list[];
 
 /* Why a matmul-family node stays float. */
@@ -72,7 +73,7 @@ struct lb_wq_format {
   int64_t group; /* 0 = one group per column */
   bool asym;
 };
-/* Bits of a scheme (8 for the int8 and fp8 ones). */
+/* Bits of a scheme (8 for the int8 and fp8 ones, 16 for f16). */
 int32_t lb_quant_scheme_bits(enum lb_quant_scheme s);
 /* The float format of an fp8 scheme's codes; LB_QFLOAT_NONE for the integer ones. */
 enum lb_qfloat lb_quant_scheme_fp8(enum lb_quant_scheme s);
@@ -114,6 +115,13 @@ void lb_wq_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, cons
 void lb_fp8_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, enum lb_qfloat f, int64_t group,
                          uint8_t *codes, float *scales);
 
+/* F16 weights (docs/ir-ops.md "Quantized matmul", F16): w as above -> the f16
+ * bits [K,N] of each weight (lb_f16_encode: round to nearest even; inf and
+ * NaN stay). Returns the index into w of the first finite weight that would
+ * overflow to infinity (|w| >= 65520), or -1 when there is none; the pass
+ * refuses such a weight. */
+int64_t lb_f16_quantize_ref(const float *w, int64_t k, int64_t n, bool trans_b, uint16_t *h);
+
 /* A node lb_quant_classify accepts, taken apart (for passes that quantize
  * weights their own way: gptq). */
 struct lb_quant_linear {
@@ -123,11 +131,12 @@ struct lb_quant_linear {
 };
 void lb_quant_linear_of(const struct lb_graph *g, const struct lb_node *n, struct lb_quant_linear *l);
 /* Rewrites a node lb_quant_classify accepts into qmatmul with the given codes
- * (i8 [K,N]) and qparams (copied into the graph's arena) for its weight, named
- * "<weight>.q", and a_quant ("none", "dynamic", "static"). The node keeps its
- * output, name and place among the other nodes (constants are inserted before
- * it). Returns the node's new index in g->nodes. */
-int32_t lb_quant_rewrite(struct lb_graph *g, int32_t index, const int8_t *codes, const struct lb_qparams *qp,
+ * (i8 [K,N]; u8 for fp8) and qparams (copied into the graph's arena) for its
+ * weight, named "<weight>.q", and a_quant ("none", "dynamic", "static"); with
+ * qp NULL, codes are the f16 bits [K,N] of an f16 weight (a_quant "none"). The
+ * node keeps its output, name and place among the other nodes (constants are
+ * inserted before it). Returns the node's new index in g->nodes. */
+int32_t lb_quant_rewrite(struct lb_graph *g, int32_t index, const void *codes, const struct lb_qparams *qp,
                          const char *a_quant);
 
 #endif

@@ -201,6 +201,8 @@ bool lb_rw_match_linear(const struct lb_graph *g, const struct lb_node *node,
   if (node->dead || node->n_inputs < 2) return false;
   if (node->op != LB_OP_MATMUL && node->op != LB_OP_FUSED_MATMUL && node->op != LB_OP_GEMM)
     return false;
+  /* keep_float=1 (split-outliers' float part, LoRA adapters) is no layer to rescale or search */
+  if (lb_node_attr_int(node, "keep_float", 0)) return false;
   struct lb_value *x = node->inputs[0], *w = node->inputs[1];
   if (!x || !w || x->type.dtype != LB_DTYPE_F32 || lb_value_is_const(x) || x->type.shape.rank < 1)
     return false;

@@ -52,7 +52,9 @@ bool lb_rw_unused(const struct lb_node *n, const int32_t *uses);
  * bias?) or gemm(x, W, c?) with transA = 0, where x is a non-constant f32
  * value whose last dim is K and W a constant f32 [K,N] (or [N,K] with
  * transB) with data and no qparams. W's element (k, n) is
- * w[trans_b ? n*K + k : k*N + n]. Used by smoothquant, awq and split-outliers. */
+ * w[trans_b ? n*K + k : k*N + n]. Nodes marked keep_float=1 (split-outliers'
+ * float part, --lora adapters) are not matched. Used by smoothquant, awq and
+ * split-outliers. */
 struct lb_rw_linear {
   struct lb_value *x, *w, *bias; /* bias: input 2 or NULL */
   const float *w_data;

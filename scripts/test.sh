@@ -58,6 +58,8 @@ step gpt-lowbit sh tests/gpt/check_lowbit.sh "$LOWBIT"
 step gpt-mixed sh tests/gpt/check_mixed.sh "$LOWBIT"
 # FP8 weights (issue 4): fp8 / fp8-e5m2 perplexity budgets on the GPT fixture.
 step gpt-fp8 sh tests/gpt/check_fp8.sh "$LOWBIT"
+# F16 weights (issue 5's fp16 candidate): perplexity within 0.001 of fp32, about half the size.
+step gpt-f16 sh tests/gpt/check_f16.sh "$LOWBIT"
 # Hostile models and input files (tests/hostile): every bad case fails cleanly,
 # controls compile and compute the right outputs. The corpus is generated here.
 step hostile-corpus $PY tests/hostile/make_corpus.py build/hostile-corpus

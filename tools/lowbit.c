@@ -19,7 +19,9 @@
 
 #include "codegen/calibrate.h"
 #include "codegen/codegen.h"
+#include "frontend/lora.h"
 #include "frontend/onnx.h"
+#include "ir/dot.h"
 #include "ir/ir.h"
 #include "passes/calib.h"
 #include "passes/pass.h"
@@ -56,12 +58,19 @@ static const char usage_text[] =
     "  --dim NAME=VALUE        bind a symbolic input dimension (repeatable)\n"
     "  --bind INPUT=FILE       fix an input's value at compile time (.pb or .npy)\n"
     "  --max-tensor-bytes N    refuse larger tensors (default 16 GiB)\n"
+    "  --lora ADAPTER          add a LoRA adapter to named MatMuls, kept f32 beside the\n"
+    "                          (quantized) base: PEFT's adapter_model.safetensors or an\n"
+    "                          .onnx of <target>.lora_A/.lora_B initializers (repeatable)\n"
+    "  --lora-scale S          adapter scale when adapter_config.json (lora_alpha / r) or\n"
+    "                          <target>.lora_scale does not give one (default 1)\n"
     "passes:\n"
     "  --pipeline P1,P2,...    passes to run (default: the float pipeline; see --list-passes)\n"
     "  --print-before=PASS     print the IR before PASS (repeatable)\n"
     "  --print-after=PASS      print the IR after PASS (repeatable)\n"
     "  --print-before-all, --print-after-all, --print-changed\n"
     "  --dump-dir DIR          write the IR after every pass as DIR/NN-PASS.lbir\n"
+    "  --dump-dot FILE         write the final graph (after quantization, before code\n"
+    "                          generation) as Graphviz DOT, weight precisions coloured\n"
     "  --verify-each           run the IR verifier after every pass\n"
     "  --time-passes           report the time each pass took\n"
     "  --full-blobs            print weights in full in printed IR (default: elided)\n"
@@ -71,7 +80,8 @@ static const char usage_text[] =
     "                          --calib or --load-calib), w8a8-dynamic (per-row scales at\n"
     "                          run time), w8 (int8 weights, float activations); or\n"
     "                          w4, w3, w2: group-wise low-bit weights, float activations;\n"
-    "                          fp8, fp8-e5m2: E4M3 / E5M2 weights, float activations\n"
+    "                          fp8, fp8-e5m2: E4M3 / E5M2 weights, float activations;\n"
+    "                          f16: IEEE half weights (half the size of f32), float activations\n"
     "  --group-size G          low-bit: one f16 scale per G inputs of a column (default 32;\n"
     "                          0 = one per output column; fp8: default 0)\n"
     "  --asym                  low-bit: asymmetric (zero points; default symmetric)\n"
@@ -102,6 +112,8 @@ static const char usage_text[] =
     "                          keep those layers f32\n"
     "  --save-plan FILE        write the choice as JSON; --quant-plan FILE compiles it\n"
     "                          (with a budget: its \"auto\" or missing layers are chosen)\n"
+    "  --report FILE.html      the report of lowbit analyze --html: sensitivity, the plan,\n"
+    "                          its error against float after each layer (needs --calib)\n"
     "  --quant-report FILE     per-layer error of the quantized model against float on\n"
     "                          the calibration samples, worst first (Markdown; needs --calib)\n"
     "calibration:\n"
@@ -145,6 +157,7 @@ static void str_list_push(struct str_list *l, const char *s) {
 
 struct compile_args {
   const char *input, *output, *name, *target, *cpu, *features, *pipeline, *dump_dir;
+  const char *dump_dot; /* --dump-dot FILE: the final graph as Graphviz */
   const char *calib_dir, *save_calib, *load_calib, *calib_method_arg, *calib_scheme_arg;
   const char *quant_arg, *quant_report, *group_arg, *weight_algo_arg, *hessian_memory_arg;
   double hessian_memory_mb;
@@ -165,12 +178,15 @@ struct compile_args {
   int n_binds;
   int64_t max_tensor_bytes;
   struct str_list print_before, print_after;
+  struct str_list lora;   /* --lora adapters (frontend/lora.h) */
+  const char *lora_scale_arg;
   bool print_before_all, print_after_all, print_changed, verify_each, time_passes;
   bool full_blobs, verbose;
   /* --quant auto (tools/mixed.c) */
   bool quant_auto;
   const char *select_arg;
   const char *target_bpw_arg, *max_size_arg, *max_loss_arg, *candidates, *keep_float, *quant_plan, *save_plan;
+  const char *report_html; /* --report: as `lowbit analyze --html` (tools/analyze.c) */
   double target_bpw, max_loss;
   int64_t max_size;
 };
@@ -300,6 +316,8 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->quant_plan = v;
     } else if ((v = option_value(argc, argv, &i, "--save-plan"))) {
       a->save_plan = v;
+    } else if ((v = option_value(argc, argv, &i, "--report"))) {
+      a->report_html = v;
     } else if ((v = option_value(argc, argv, &i, "--quant-report"))) {
       a->quant_report = v;
     } else if ((v = option_value(argc, argv, &i, "--calib"))) {
@@ -308,8 +326,14 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
       a->save_calib = v;
     } else if ((v = option_value(argc, argv, &i, "--load-calib"))) {
       a->load_calib = v;
+    } else if ((v = option_value(argc, argv, &i, "--lora-scale"))) {
+      a->lora_scale_arg = v;
+    } else if ((v = option_value(argc, argv, &i, "--lora"))) {
+      str_list_push(&a->lora, v);
     } else if ((v = option_value(argc, argv, &i, "--dump-dir"))) {
       a->dump_dir = v;
+    } else if ((v = option_value(argc, argv, &i, "--dump-dot"))) {
+      a->dump_dot = v;
     } else if ((v = option_value(argc, argv, &i, "--print-before"))) {
       str_list_push(&a->print_before, v);
     } else if ((v = option_value(argc, argv, &i, "--print-after"))) {
@@ -377,12 +401,15 @@ static void parse_compile_args(int argc, char **argv, struct compile_args *a) {
     else if (strcmp(a->calib_scheme_arg, "uint8") == 0) a->calib_scheme = LB_CALIB_UINT8_ASYM;
     else usage_error("unknown --calib-scheme '%s' (int8, uint8)", a->calib_scheme_arg);
   }
+  if (a->lora_scale_arg && !a->lora.n) usage_error("%s", "--lora-scale needs --lora ADAPTER");
+  if (a->lora_scale_arg) number_arg(a->lora_scale_arg, "--lora-scale", -1e30, 1e30);
   a->quant_auto = a->quant_arg && strcmp(a->quant_arg, "auto") == 0;
   if (a->quant_auto) parse_auto_args(a), a->quant = LB_QUANT_W4; /* low-bit for the checks below */
   else if (a->target_bpw_arg || a->max_size_arg || a->max_loss_arg || a->candidates || a->select_arg ||
-           a->quant_plan || a->save_plan)
-    usage_error("%s", "--target-bpw, --max-size, --max-loss, --candidates, --select, --quant-plan and --save-plan "
-                      "need --quant auto");
+           a->quant_plan || a->save_plan || a->report_html)
+    usage_error("%s", "--target-bpw, --max-size, --max-loss, --candidates, --select, --quant-plan, --save-plan "
+                      "and --report need --quant auto");
+  if (a->report_html && !a->calib_dir) usage_error("%s", "--report needs --calib DIR (the samples to measure on)");
   if (a->keep_float && !a->quant_arg) usage_error("%s", "--keep-float needs --quant");
   if (a->quant_arg && !a->quant_auto && !lb_quant_scheme_parse(a->quant_arg, &a->quant)) {
     fprintf(stderr, "lowbit: error: unknown --quant scheme '%s' (%s)\n(run 'lowbit --help' for usage)\n",
@@ -472,6 +499,7 @@ static void free_compile_args(struct compile_args *a) {
   free(a->binds);
   free(a->print_before.items);
   free(a->print_after.items);
+  free(a->lora.items);
 }
 
 static int report(struct lb_diag *d, enum lb_status st) {
@@ -480,7 +508,26 @@ static int report(struct lb_diag *d, enum lb_status st) {
   return st == LB_ERR_USAGE ? EXIT_USAGE : EXIT_BAD_INPUT;
 }
 
-static enum lb_status load_model(const struct compile_args *a, struct lb_graph **g, struct lb_diag *d) {
+/* --lora: one line per adapter on what it added (say where the scale came from). */
+static void lora_summary(const struct compile_args *a, const struct lb_lora_info *info) {
+  static const char *const source[] = {
+      [LB_LORA_SCALE_CONFIG] = "lora_alpha / r from adapter_config.json",
+      [LB_LORA_SCALE_FILE] = "lora_scale from the adapter",
+      [LB_LORA_SCALE_OPTION] = "--lora-scale",
+      [LB_LORA_SCALE_DEFAULT] = "no adapter_config.json, lora_scale or --lora-scale: 1",
+      [LB_LORA_SCALE_MIXED] = "lora_scale per pair, else --lora-scale or 1",
+  };
+  for (int i = 0; i < a->lora.n; i++) {
+    char rank[48];
+    if (info[i].rank_min == info[i].rank_max) snprintf(rank, sizeof rank, "%lld", (long long)info[i].rank_min);
+    else snprintf(rank, sizeof rank, "%lld-%lld", (long long)info[i].rank_min, (long long)info[i].rank_max);
+    fprintf(stderr, "lowbit: LoRA %s: %d pair%s (rank %s) added in f32, scale %g (%s)\n", a->lora.items[i],
+            (int)info[i].pairs, info[i].pairs == 1 ? "" : "s", rank, info[i].scale, source[info[i].source]);
+  }
+}
+
+static enum lb_status load_model(const struct compile_args *a, bool announce, struct lb_graph **g,
+                                 struct lb_diag *d) {
   enum lb_status st;
   if (has_suffix(a->input, ".lbir")) {
     if (a->n_dims || a->n_binds)
@@ -493,6 +540,20 @@ static enum lb_status load_model(const struct compile_args *a, struct lb_graph *
         .max_tensor_bytes = a->max_tensor_bytes,
     };
     st = lb_onnx_load_file(a->input, &o, g, d);
+  }
+  if (st == LB_OK && a->lora.n) {
+    struct lb_lora_options lo = {.paths = a->lora.items, .n_paths = a->lora.n, .has_scale = a->lora_scale_arg != NULL,
+                                 .max_tensor_bytes = a->max_tensor_bytes};
+    if (lo.has_scale) lo.scale = number_arg(a->lora_scale_arg, "--lora-scale", -1e30, 1e30);
+    struct lb_lora_info *info = calloc((size_t)a->lora.n, sizeof *info);
+    if (!info) abort();
+    st = lb_lora_apply(*g, &lo, info, d);
+    if (st == LB_OK && announce) lora_summary(a, info);
+    free(info);
+    if (st != LB_OK) {
+      lb_graph_free(*g);
+      *g = NULL;
+    }
   }
   return st;
 }
@@ -519,7 +580,7 @@ static enum lb_status run_calibration(const struct compile_args *a, struct lb_ca
                                       struct lb_diag *d) {
   struct lb_graph *gc = NULL;
   double t0 = now_ms();
-  enum lb_status st = load_model(a, &gc, d);
+  enum lb_status st = load_model(a, false, &gc, d);
   char *pipe = calib_pipeline(a->pipeline ? a->pipeline : lb_default_pipeline);
   if (st == LB_OK) st = lb_pass_manager_run(gc, pipe, NULL, d);
   free(pipe);
@@ -550,7 +611,7 @@ static int cmd_compile(int argc, char **argv) {
   double t0 = now_ms();
 
   struct lb_calib_result calib = {0};
-  st = load_model(&a, &g, &d);
+  st = load_model(&a, true, &g, &d);
   if (st != LB_OK) goto fail;
   if (a.calib_dir && !a.quant_arg) {
     st = run_calibration(&a, &calib, &d);
@@ -580,7 +641,7 @@ static int cmd_compile(int argc, char **argv) {
         .plan_out = a.save_plan, .algo = a.weight_algo, .calib_dir = a.calib_dir, .pipeline = a.pipeline,
         .po = &po, .jit = &jit,
     };
-    st = lb_mixed_run(g, &mo, &d);
+    st = a.report_html ? lb_analyze_compile_report(g, &mo, a.report_html, &d) : lb_mixed_run(g, &mo, &d);
   } else if (a.quant_arg) {
     /* calibration and the report run on this machine: the target's CPU only when it is the host's */
     struct lb_codegen_options jit = {.opt_level = a.opt_level};
@@ -622,6 +683,10 @@ static int cmd_compile(int argc, char **argv) {
     if (a.verbose) fprintf(stderr, "lowbit: %s: scales attached to %d values\n", a.load_calib, (int)n_att);
   }
 
+  if (a.dump_dot) {
+    st = lb_graph_dump_dot(g, a.dump_dot, &d);
+    if (st != LB_OK) goto fail;
+  }
   if (a.emit == OUT_IR) {
     st = write_ir_file(g, a.output, &d);
   } else {

@@ -10,6 +10,7 @@
  * touches an existing one. Exit status: 0 ok, 1 bad input or failed pass,
  * 2 bad command line (including an unknown pass name).
  */
+#include "ir/dot.h"
 #include "ir/ir.h"
 #include "passes/calib.h"
 #include "passes/pass.h"
@@ -31,6 +32,8 @@ static const char *const usage_text =
     "  --print-after-all      print the IR after every pass\n"
     "  --print-changed        print the IR after every pass that changed it\n"
     "  --dump-dir DIR         write DIR/00-input.lbir, DIR/NN-<pass>.lbir after each pass\n"
+    "  --dump-dot FILE        write the resulting graph as Graphviz DOT, weight precisions\n"
+    "                         coloured (docs/ir-format.md \"Graphviz\")\n"
     "  --verify-each          run the verifier after every pass\n"
     "  --time-passes          report wall time per pass\n"
     "  --load-stats FILE      calibration statistics for the passes that need them\n"
@@ -156,7 +159,7 @@ static const char *opt_value(const char *name, int argc, char **argv, int *i, bo
 }
 
 int main(int argc, char **argv) {
-  const char *in = NULL, *out = NULL, *dump_dir = NULL, *stats_path = NULL;
+  const char *in = NULL, *out = NULL, *dump_dir = NULL, *stats_path = NULL, *dump_dot = NULL;
   char *pipeline = NULL;
   struct names before = {0}, after = {0};
   bool before_all = false, after_all = false, changed = false, verify_each = false;
@@ -190,6 +193,8 @@ int main(int argc, char **argv) {
       names_add_list(&after, v);
     } else if ((v = opt_value("--dump-dir", argc, argv, &i, &bad))) {
       dump_dir = v;
+    } else if ((v = opt_value("--dump-dot", argc, argv, &i, &bad))) {
+      dump_dot = v;
     } else if ((v = opt_value("--load-stats", argc, argv, &i, &bad))) {
       stats_path = v;
     } else if (bad) {
@@ -285,6 +290,7 @@ int main(int argc, char **argv) {
         .n_calib = n_stats,
     };
     if (st == LB_OK) st = lb_pass_manager_run(g, pipeline ? pipeline : "", &opt, &d);
+    if (st == LB_OK && dump_dot) st = lb_graph_dump_dot(g, dump_dot, &d);
     if (st == LB_OK) {
       struct lb_print_options popt = lb_print_defaults;
       if (out) {

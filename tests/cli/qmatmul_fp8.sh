@@ -158,6 +158,6 @@ usage() { # usage NAME FRAGMENT ARGS...: exit 2 and the fragment on stderr
 usage fp8-asym "fp8: --group-size only" --quant fp8 --asym
 usage fp8-algo "fp8: --group-size only" --quant fp8-e5m2 --weight-algo gptq
 usage fp8-act "fp8: --group-size only" --quant fp8 --act int8
-usage fp8-scheme "fp8, fp8-e5m2)" --quant fp8-e4m3
+usage fp8-scheme "fp8, fp8-e5m2, f16)" --quant fp8-e4m3
 [ $fail -eq 0 ] && echo "qmatmul_fp8: all ok"
 exit $fail

@@ -188,7 +188,7 @@ if command -v qemu-aarch64 >/dev/null 2>&1; then
 fi
 
 # usage errors (exit 2, nothing built)
-check_usage bad-scheme "unknown --quant scheme 'w5' (w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2)" "$LOWBIT" compile "$MLP" --dim batch=2 --quant w5 -o "$T/e"
+check_usage bad-scheme "unknown --quant scheme 'w5' (w8a8, w8a8-dynamic, w8, w4, w3, w2, fp8, fp8-e5m2, f16)" "$LOWBIT" compile "$MLP" --dim batch=2 --quant w5 -o "$T/e"
 check_usage w8a8-no-calib "--quant w8a8 needs activation ranges: --calib DIR" "$LOWBIT" compile "$MLP" --dim batch=2 --quant w8a8 -o "$T/e"
 check_usage sq-no-quant "need --quant S" "$LOWBIT" compile "$MLP" --dim batch=2 --smoothquant --calib "$T/calib_mlp" -o "$T/e"
 check_usage ol-no-quant "need --quant S" "$LOWBIT" compile "$MLP" --dim batch=2 --outliers=6 --calib "$T/calib_mlp" -o "$T/e"

@@ -15,6 +15,8 @@ fuzz_tensor_npy (existing files are replaced; nothing else is touched):
   tensor_pb   every .pb under tests/fixtures and examples (and the node tests' inputs)
               plus TensorProtos built here in raw and typed encodings
   tensor_npy  .npy files written by numpy (every dtype lowbit reads, rank 0..8, v1/v2)
+  safetensors LoRA adapters in PEFT's layout (F32/F16/BF16, metadata, padding), as
+              tests/cli/lora_models.py writes them
 Files above --max-size (default 1 MiB) are skipped: libFuzzer's speed drops with
 the size of its largest input. Corpora are generated, never committed.
 """
@@ -209,6 +211,30 @@ def tensors(c):
           "scalar")
 
 
+def safetensors(c):
+    try:
+        import numpy as np
+        sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
+        from lora_models import write_safetensors
+    except ImportError:
+        print("make_seeds: python3-numpy missing, no safetensors seeds", file=sys.stderr)
+        return
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((4, 16)).astype(np.float32), rng.standard_normal((8, 4)).astype(np.float32)
+    cases = {
+        "f32": [("base_model.model.l.lora_A.weight", "F32", a), ("base_model.model.l.lora_B.weight", "F32", b)],
+        "f16": [("m.lora_A.weight", "F16", a.astype(np.float16)), ("m.lora_B.weight", "F16", b.astype(np.float16))],
+        "bf16": [("x", "BF16", (a.view(np.uint32) >> 16).astype(np.uint16)), ("e", "F32", np.zeros((0, 3), np.float32))],
+    }
+    with tempfile.TemporaryDirectory() as d:
+        for tag, tensors in cases.items():
+            for meta in (None, {"format": "pt"}):
+                p = os.path.join(d, "s")
+                write_safetensors(p, tensors, meta)
+                with open(p, "rb") as f:
+                    c.add("fuzz_safetensors", f.read(), tag)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
@@ -223,7 +249,8 @@ def main():
     if a.lowbit and os.access(a.lowbit, os.X_OK):
         lowbit_ir(c, a.lowbit, node_tests)
     tensors(c)
-    for t in ("fuzz_onnx_load", "fuzz_ir_parse", "fuzz_tensor_pb", "fuzz_tensor_npy"):
+    safetensors(c)
+    for t in ("fuzz_onnx_load", "fuzz_ir_parse", "fuzz_tensor_pb", "fuzz_tensor_npy", "fuzz_safetensors"):
         os.makedirs(os.path.join(a.out, t), exist_ok=True)
         print(f"make_seeds: {t}: {c.counts.get(t, 0)} seeds")
 

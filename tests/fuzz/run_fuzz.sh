@@ -12,7 +12,7 @@ BIN=$1
 SECS=$2
 shift 2
 HERE=$(cd "$(dirname "$0")" && pwd)
-TARGETS="onnx_load ir_parse tensor_pb tensor_npy"
+TARGETS="onnx_load ir_parse tensor_pb tensor_npy safetensors"
 PAR=$(nproc)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lowbit-fuzz.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT

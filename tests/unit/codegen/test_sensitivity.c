@@ -131,6 +131,8 @@ static void test_weight_bytes(void **state) {
   /* int8 per column: one f32 scale per column */
   struct lb_qparams q8 = {.bits = 8, .axis = 1, .symmetric = true, .n = 10};
   assert_int_equal(lb_sens_weight_bytes(&q8, 100, 10), 1000 + 40);
+  /* f16 weights carry no qparams: 2 bytes a weight */
+  assert_int_equal(lb_sens_weight_bytes(NULL, 100, 10), 2000);
 }
 
 static void test_metric_names(void **state) {
@@ -232,12 +234,78 @@ static void test_switchboard_exact(void **state) {
   lb_graph_free(f);
 }
 
+/* An f16 layer (quantize{scheme=f16}: a const f16 weight without qparams)
+ * grafts beside a w4 one, and the switchboard measures it exactly too. */
+static void test_graft_f16(void **state) {
+  (void)state;
+  char *text = float_text();
+  struct lb_graph *f = parse(text);
+  free(text);
+  struct lb_graph *h = quantized(f, "quantize{scheme=f16},dce");
+  struct lb_graph *w4 = quantized(f, "quantize{scheme=w4 group=32},dce");
+  struct lb_diag d;
+  lb_diag_init(&d, "test");
+  struct lb_graph *g = lb_graph_clone(f);
+  assert_int_equal(lb_sens_graft(g, h, "h1", &d), LB_OK);
+  assert_int_equal(lb_sens_graft(g, w4, "h2", &d), LB_OK);
+  const struct lb_value *wh = producer(g, "h1")->inputs[1];
+  assert_int_equal(producer(g, "h1")->op, LB_OP_QMATMUL);
+  assert_int_equal(wh->type.dtype, LB_DTYPE_F16);
+  assert_null(wh->qparams);
+  assert_memory_equal(lb_value_const_data(g, wh), lb_value_const_data(h, producer(h, "h1")->inputs[1]), 2 * K * N);
+  check_same_weight(g, w4, "h2");
+  assert_int_equal(lb_pass_manager_run(g, "dce", NULL, &d), LB_OK);
+  assert_int_equal(lb_graph_verify(g, &d), LB_OK);
+
+  char dir[] = "/tmp/lb_sens_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  static float x[SAMPLES][M * K], ref[SAMPLES][M * N];
+  for (int s = 0; s < SAMPLES; s++) {
+    for (int i = 0; i < M * K; i++) x[s][i] = (float)(rng_unit() * 4 - 2);
+    char path[96];
+    snprintf(path, sizeof path, "%s/s%d", dir, s);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/s%d/x.npy", dir, s);
+    struct lbrt_tensor t = {.dtype = LBRT_DTYPE_F32, .rank = 2, .dims = {M, K}, .data = x[s],
+                            .nbytes = (int64_t)sizeof x[s]};
+    assert_int_equal(lbrt_tensor_write(path, &t, LBRT_FORMAT_NPY, NULL, 0), LBRT_OK);
+  }
+  run_mse(lb_graph_clone(f), x, ref, true);
+  struct lb_sens_candidate c[1] = {{"f16", h}};
+  struct lb_sens_options o = {.calib_dir = dir, .metric = LB_SENS_MSE};
+  struct lb_sens_table t;
+  assert_int_equal(lb_sensitivity(f, c, 1, &o, &t, &d), LB_OK);
+  assert_int_equal(t.n_layers, 2);
+  for (int32_t i = 0; i < 2; i++) {
+    const struct lb_sens_cell *cell = lb_sens_cell_at(&t, i, 0);
+    assert_true(cell->present);
+    assert_int_equal(cell->bits, 16);
+    assert_int_equal(cell->bytes, 2 * t.layers[i].k * N);
+    struct lb_graph *one = lb_graph_clone(f);
+    assert_int_equal(lb_sens_graft(one, h, t.layers[i].value, &d), LB_OK);
+    double want = run_mse(one, x, ref, false);
+    assert_true(want > 0 && want < 1e-4); /* f16 rounding: small, but not nothing */
+    if (cell->err.error != want) fail_msg("f16 %s: switchboard %.17g, alone %.17g", t.layers[i].value,
+                                          cell->err.error, want);
+  }
+  lb_sens_table_free(&t);
+  char cmd[64];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+  lb_diag_free(&d);
+  lb_graph_free(g);
+  lb_graph_free(h);
+  lb_graph_free(w4);
+  lb_graph_free(f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_graft_mixed),
       cmocka_unit_test(test_weight_bytes),
       cmocka_unit_test(test_metric_names),
       cmocka_unit_test(test_switchboard_exact),
+      cmocka_unit_test(test_graft_f16),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
