@@ -40,9 +40,9 @@ const char lb_analyze_usage[] =
     "                          --candidates is the same (as for compile --quant auto)\n"
     "  --group-size G          the group of a bare wN (32)\n"
     "  --weight-algo A         rtn (default) or gptq (low-bit precisions; w8 is always RTN)\n"
-    "  --metric M              the metric, as --quant auto chooses it: kl (mean over output rows of\n"
-    "                          KL(softmax(float) || softmax(quantized))) when every f32 output's last\n"
-    "                          dimension is >= 2, else mse; giving the other one is an error\n"
+    "  --metric M              kl (mean over output rows of KL(softmax(float) || softmax(quantized)))\n"
+    "                          or mse; default as --quant auto: kl when every f32 output's last\n"
+    "                          dimension is >= 2 (logits), else mse\n"
     "  --target-bpw B, --max-size S, --max-loss L   a budget: choose a precision per layer (as compile)\n"
     "  --select exact|greedy   the choice under the budget (exact by default, as compile)\n"
     "  --keep-float GLOBS      with a budget: layers kept f32\n"
@@ -220,16 +220,6 @@ static enum lb_status load(const struct analyze_args *a, struct lb_graph **g, st
   }
   struct lb_onnx_options o = {.dims = a->dims, .n_dims = a->n_dims};
   return lb_onnx_load_file(a->input, &o, g, d);
-}
-
-/* The metric --quant auto measures with (tools/mixed.c): kl when every f32
- * output has a last dimension of at least 2 (logits), else mse. */
-static enum lb_sens_metric auto_metric(const struct lb_graph *g) {
-  for (int32_t i = 0; i < g->n_outputs; i++) {
-    const struct lb_type *t = &g->outputs[i]->type;
-    if (t->dtype == LB_DTYPE_F32 && (t->shape.rank == 0 || t->shape.dims[t->shape.rank - 1] < 2)) return LB_SENS_MSE;
-  }
-  return LB_SENS_KL;
 }
 
 /* ---- output ------------------------------------------------------------------------------ */
@@ -521,20 +511,12 @@ int lb_cmd_analyze(int argc, char **argv) {
     fg = lb_graph_clone(g);
     st = lb_pass_manager_run(fg, pipe, NULL, &d);
   }
-  if (st == LB_OK && a.metric_arg && strcmp(a.metric_arg, lb_sens_metric_name(auto_metric(fg))) != 0) {
-    lb_diag_free(&d);
-    lb_graph_free(fg);
-    lb_graph_free(g);
-    free(pipe);
-    usage_error("--metric %s: analyze measures with the metric --quant auto chooses for this model's outputs (kl "
-                "when every f32 output's last dimension is >= 2, else mse)",
-                a.metric_arg);
-  }
   struct lb_mixed_options mo = {.target_bpw = a.target_bpw, .max_bytes = a.max_bytes, .keep_float = a.keep_float,
                                 .max_loss = a.max_loss, .exact = !a.select || strcmp(a.select, "exact") == 0,
                                 .candidates = a.candidates[0] ? a.candidates : NULL,
                                 .plan_in = a.plan_in, .plan_out = a.plan_out, .algo = a.algo,
                                 .calib_dir = a.calib_dir, .pipeline = pipe, .jit = &co, .result = &res};
+  mo.metric_given = a.metric_arg && lb_sens_metric_parse(a.metric_arg, &mo.metric);
   if (st == LB_OK) st = lb_mixed_run(g, &mo, &d);
   if (st == LB_OK) st = complete_report(&res, &mo, fg, g, &r, &layers, &d);
   free(pipe);

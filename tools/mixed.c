@@ -310,6 +310,36 @@ static const struct lb_node *qmatmul_of(const struct lb_graph *q, const char *va
   return v && v->producer && !v->producer->dead && v->producer->op == LB_OP_QMATMUL ? v->producer : NULL;
 }
 
+/* Progress of the sensitivity trials (one JIT compile per candidate, then a run
+ * per layer): a bar on a terminal, else a line at each tenth. */
+struct sens_progress {
+  bool tty;
+  int64_t last_tenth;
+  double t0;
+};
+static void sens_progress(void *ctx, int64_t done, int64_t total, const char *what, double ms) {
+  struct sens_progress *p = ctx;
+  (void)ms;
+  if (done == 0) p->t0 = 0, p->last_tenth = 0;
+  if (!p->tty) {
+    int64_t tenth = total ? done * 10 / total : 10;
+    if (done > 0 && tenth > p->last_tenth) {
+      fprintf(stderr, "lowbit: sensitivity %lld/%lld trials (%lld%%), last: %s\n", (long long)done, (long long)total,
+              (long long)(tenth * 10), what);
+      p->last_tenth = tenth;
+    }
+    return;
+  }
+  enum { W = 30 };
+  int fill = total ? (int)(done * W / total) : W;
+  char bar[W + 1];
+  for (int i = 0; i < W; i++) bar[i] = i < fill ? '#' : '.';
+  bar[W] = 0;
+  fprintf(stderr, "\r\033[Klowbit: sensitivity [%s] %lld/%lld %.60s", bar, (long long)done, (long long)total, what);
+  if (done == total) fputc('\n', stderr);
+  fflush(stderr);
+}
+
 /* Without measuring (a given plan): the layers some candidate quantized, in
  * graph order, and their bytes; lb_sensitivity finds the same ones. */
 static void layers_plain(const struct lb_graph *g, struct mixed *m) {
@@ -349,7 +379,10 @@ static enum lb_status layers_of(const struct lb_graph *g, struct mixed *m, const
                                 bool measure, struct lb_diag *d) {
   struct lb_sens_candidate sc[MAX_CANDS];
   for (int32_t c = 1; c < m->n_cands; c++) sc[c - 1] = (struct lb_sens_candidate){m->cands[c].label, m->cand_g[c]};
-  struct lb_sens_options so = {.cg = o->jit, .calib_dir = o->calib_dir, .metric = metric_of(g)};
+  struct sens_progress pr = {.tty = isatty(2) != 0};
+  struct lb_sens_options so = {.cg = o->jit, .calib_dir = o->calib_dir,
+                               .metric = o->metric_given ? o->metric : metric_of(g),
+                               .progress = sens_progress, .progress_ctx = &pr};
   struct lb_sens_table t = {0};
   m->metric = so.metric;
   if (!measure) {

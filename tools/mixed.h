@@ -5,6 +5,7 @@
 #define LB_TOOLS_MIXED_H
 
 #include "codegen/codegen.h"
+#include "codegen/sensitivity.h"
 #include "passes/pass.h"
 #include "tools/quant_flow.h"
 #include "tools/report.h"
@@ -17,6 +18,8 @@ struct lb_mixed_options {
   const char *keep_float;       /* --keep-float: comma-separated globs on value or node names; may be NULL */
   double max_loss;              /* --max-loss: the smallest plan whose summed error is within it; 0 = none */
   bool exact;                   /* --select exact: dynamic programming, else the greedy */
+  bool metric_given;            /* else kl when every f32 output's last dimension is >= 2 (logits), else mse */
+  enum lb_sens_metric metric;
   const char *candidates;       /* comma-separated precisions (f16, w8, wNgG); NULL: w8,w4g32,w3g32,w2g32.
                                    f32 is always a candidate */
   const char *plan_in;          /* --quant-plan: its layers are fixed; with a budget the layers it

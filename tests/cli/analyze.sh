@@ -142,6 +142,11 @@ grep -q '^lowbit: analyzed 3 layers x 1 precision on 6 samples' "$T/w4.err" && o
 # no budget: the report's table without a plan
 grep -q '^No plan: give a budget' "$T/w4.out" && ! grep -q '^Plan (' "$T/w4.out" && ok || { bad "w4: no plan"; cat "$T/w4.out"; }
 
+# --metric mse on logits: the other metric, numbers as numpy's
+"$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4 --metric mse --json "$T/mse.json" >"$T/mse.out" 2>"$T/mse.err" &&
+  ok || { bad "w4 mse: exit $?"; head -5 "$T/mse.err"; }
+check_json "$T/mse.json" mse 4 32 && ok || bad "w4 mse against numpy"
+
 # w2, groups of 64 (--metric kl: the metric analyze would choose anyway)
 "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w2 --group-size 64 --metric kl --json "$T/w2.json" \
   >"$T/w2.out" 2>"$T/w2.err" && ok || { bad "w2 kl: exit $?"; head -5 "$T/w2.err"; }
@@ -244,8 +249,6 @@ PYEOF
 
 # usage errors
 check_usage no-calib "analyze needs --calib DIR" "$LOWBIT" analyze "$MODEL" --quant w4
-check_usage other-metric "--metric mse: analyze measures with the metric --quant auto chooses" \
-  "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --quant w4 --metric mse
 check_usage asym "analyze measures the candidates of --quant auto" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --asym
 check_usage save-no-budget "--save-plan needs a plan" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --save-plan "$T/x.json"
 check_usage keep-no-budget "--keep-float applies to a choice" "$LOWBIT" analyze "$MODEL" --calib "$T/calib" --keep-float r1
