@@ -372,27 +372,6 @@ struct comparison {
   bool metric_nan;
 };
 
-/* KL(softmax(f) || softmax(q)) of one row, in nats, through log-softmax (the
- * definition of codegen/sensitivity.c). */
-static double row_kl(const float *f, const float *q, int64_t n) {
-  double mf = -INFINITY, mq = -INFINITY;
-  for (int64_t i = 0; i < n; i++) {
-    if (f[i] > mf) mf = f[i];
-    if (q[i] > mq) mq = q[i];
-  }
-  double sf = 0, sq = 0;
-  for (int64_t i = 0; i < n; i++) {
-    sf += exp(f[i] - mf);
-    sq += exp(q[i] - mq);
-  }
-  double lzf = mf + log(sf), lzq = mq + log(sq), kl = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double lpf = f[i] - lzf, lpq = q[i] - lzq;
-    kl += exp(lpf) * (lpf - lpq);
-  }
-  return kl > 0 ? kl : 0;
-}
-
 /* The outputs' metric: every f32 model output (kl: rows of its last dimension). */
 static void metric_add(struct comparison *c, const void *const *ins) {
   for (int32_t i = 0; i < c->n_outs; i++) {
@@ -402,7 +381,7 @@ static void metric_add(struct comparison *c, const void *const *ins) {
     const struct lb_shape *s = &p->fv->type.shape;
     int64_t numel = lb_shape_numel(s), last = s->rank ? s->dims[s->rank - 1] : 1;
     if (c->metric == LB_SENS_KL && last >= 2) {
-      for (int64_t r = 0; r < numel / last; r++) c->metric_sum += row_kl(f + r * last, q + r * last, last);
+      for (int64_t r = 0; r < numel / last; r++) c->metric_sum += lb_sens_row_kl(f + r * last, q + r * last, last);
       c->metric_count += numel / last;
     } else {
       for (int64_t k = 0; k < numel; k++) c->metric_sum += ((double)f[k] - q[k]) * ((double)f[k] - q[k]);

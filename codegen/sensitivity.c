@@ -199,8 +199,7 @@ struct acc {
   bool nan;
 };
 
-/* KL(softmax(f) || softmax(q)) of one row, in nats, through log-softmax. */
-static double row_kl(const float *f, const float *q, int64_t n) {
+double lb_sens_row_kl(const float *f, const float *q, int64_t n) {
   double mf = -INFINITY, mq = -INFINITY;
   for (int64_t i = 0; i < n; i++) {
     if (f[i] > mf) mf = f[i];
@@ -232,7 +231,7 @@ static void acc_add(struct acc *a, enum lb_sens_metric m, const float *f, const 
     a->count += numel;
     return;
   }
-  for (int64_t r = 0; r < numel / last; r++) a->metric_sum += row_kl(f + r * last, q + r * last, last);
+  for (int64_t r = 0; r < numel / last; r++) a->metric_sum += lb_sens_row_kl(f + r * last, q + r * last, last);
   a->count += numel / last;
 }
 

@@ -29,6 +29,9 @@ enum lb_sens_metric {
 };
 /* "mse", "kl" */
 const char *lb_sens_metric_name(enum lb_sens_metric m);
+/* KL(softmax(f) || softmax(q)) of one row of n logits, in nats, through
+ * log-softmax (never below 0: rounding can leave -1e-17 for equal rows). */
+double lb_sens_row_kl(const float *f, const float *q, int64_t n);
 bool lb_sens_metric_parse(const char *s, enum lb_sens_metric *out);
 
 struct lb_sens_candidate {
