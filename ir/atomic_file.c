@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 FILE *lb_atomic_open(const char *path, char **tmp_out, struct lb_diag *d) {
@@ -14,6 +15,15 @@ FILE *lb_atomic_open(const char *path, char **tmp_out, struct lb_diag *d) {
   if (!tmp) abort();
   snprintf(tmp, n, "%s.tmp.XXXXXX", path);
   int fd = mkstemp(tmp);
+  /* mkstemp makes the file 0600; the result should have the mode a plain
+   * fopen would give it (0666 less the umask), as users expect of reports */
+  mode_t mask = umask(0);
+  umask(mask);
+  if (fd >= 0 && fchmod(fd, 0666 & ~mask) != 0) {
+    close(fd);
+    unlink(tmp);
+    fd = -1;
+  }
   FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
   if (!f) {
     lb_diag_error(d, LB_ERR_IO, NULL, "cannot write '%s': %s", path, strerror(errno));

@@ -102,6 +102,10 @@ else
   bad "compile --target-bpw 4:"; cat "$T/err"
 fi
 
+# written with the mode fopen would give (0666 less the umask), not mkstemp's 0600
+(umask 022 && "$LOWBIT" compile "$MODEL" --quant auto --target-bpw 4 --calib "$T/calib" --save-plan "$T/mode.json" \
+  -o "$T/x" 2>/dev/null) && [ "$(stat -c %a "$T/mode.json")" = 644 ] && ok || bad "plan file mode: $(stat -c %a "$T/mode.json")"
+
 # 2. the plan compiles to the same IR, and to an executable
 if "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/plan.json" --emit ir -o "$T/plan.lbir" 2>"$T/err" &&
    cmp -s "$T/auto.lbir" "$T/plan.lbir"; then ok; else bad "plan round trip: IR differs"; cat "$T/err"; fi
