@@ -23,6 +23,7 @@
 
 #include "codegen/quant_report.h"
 #include "codegen/sensitivity.h"
+#include "frontend/lora.h"
 #include "frontend/onnx.h"
 #include "passes/pass.h"
 #include "tools/mixed.h"
@@ -50,6 +51,8 @@ const char lb_analyze_usage[] =
     "  --save-plan FILE        write the chosen plan (needs a budget or --quant-plan)\n"
     "  --html FILE             the report as one self-contained HTML page with charts\n"
     "  --json FILE             also write the numbers as JSON\n"
+    "  --lora ADAPTER, --lora-scale S   the model with LoRA adapters, as for compile (the\n"
+    "                          adapters stay f32: they are not layers to choose for)\n"
     "  --dim NAME=VALUE, --cpu NAME, -O0..-O3   as for compile\n";
 
 static void usage_error(const char *fmt, const char *arg) {
@@ -73,6 +76,8 @@ struct analyze_args {
   int opt_level;
   struct lb_dim_binding dims[16];
   int n_dims;
+  const char *lora[16], *lora_scale;
+  int n_lora;
   char candidates[MAX_PRECISIONS * 16]; /* --quant as mixed-precision candidates: "w8,w4g32"; "" = the default */
   enum lb_weight_algo algo;
 };
@@ -166,6 +171,11 @@ static void parse_args(int argc, char **argv, struct analyze_args *a) {
       a->select = v;
     } else if ((v = option_value(argc, argv, &i, "--save-plan"))) {
       a->plan_out = v;
+    } else if ((v = option_value(argc, argv, &i, "--lora-scale"))) {
+      a->lora_scale = v;
+    } else if ((v = option_value(argc, argv, &i, "--lora"))) {
+      if (a->n_lora == 16) usage_error("more than %s --lora adapters", "16");
+      a->lora[a->n_lora++] = v;
     } else if ((v = option_value(argc, argv, &i, "--cpu"))) {
       a->cpu = v;
     } else if ((v = option_value(argc, argv, &i, "--dim"))) {
@@ -194,6 +204,7 @@ static void parse_args(int argc, char **argv, struct analyze_args *a) {
   }
   if (!a->input) usage_error("%s", "no model given");
   if (!a->calib_dir) usage_error("%s", "analyze needs --calib DIR (the samples to measure the error on)");
+  if (a->lora_scale && !a->n_lora) usage_error("%s", "--lora-scale needs --lora ADAPTER");
   a->algo = LB_WALGO_RTN;
   if (a->algo_arg && (!lb_weight_algo_parse(a->algo_arg, &a->algo) ||
                       (a->algo != LB_WALGO_RTN && a->algo != LB_WALGO_GPTQ)))
@@ -219,7 +230,16 @@ static enum lb_status load(const struct analyze_args *a, struct lb_graph **g, st
     return st == LB_OK ? lb_graph_verify(*g, d) : st;
   }
   struct lb_onnx_options o = {.dims = a->dims, .n_dims = a->n_dims};
-  return lb_onnx_load_file(a->input, &o, g, d);
+  enum lb_status st = lb_onnx_load_file(a->input, &o, g, d);
+  if (st != LB_OK || !a->n_lora) return st;
+  struct lb_lora_options lo = {.paths = a->lora, .n_paths = a->n_lora, .has_scale = a->lora_scale != NULL};
+  if (lo.has_scale) {
+    char *end;
+    lo.scale = strtod(a->lora_scale, &end);
+    if (end == a->lora_scale || *end || !isfinite(lo.scale))
+      usage_error("--lora-scale needs a number: '%s'", a->lora_scale);
+  }
+  return lb_lora_apply(*g, &lo, NULL, d);
 }
 
 /* ---- output ------------------------------------------------------------------------------ */

@@ -99,6 +99,12 @@ if "$LOWBIT" compile "$T/mlp.onnx" --quant auto --target-bpw 4 --calib "$T/mlp_c
    "$PY" -c 'import json, sys; L = json.load(open(sys.argv[1]))["layers"]
 assert [l["node"] for l in L] == ["/fc0/MatMul", "/fc1/MatMul", "/fc2/MatMul"], L' "$T/plan.json"
 then ok; else bad "--quant auto with an adapter:"; tail -3 "$T/err"; fi
+# lowbit analyze --lora: the same 3 layers, and the plan's measured error is of the adapted model
+if "$LOWBIT" analyze "$T/mlp.onnx" --calib "$T/mlp_calib" --lora "$T/mlp_adapter.onnx" --target-bpw 4 \
+     --json "$T/an.json" >/dev/null 2>"$T/err" &&
+   "$PY" -c 'import json, sys; L = json.load(open(sys.argv[1]))["layers"]
+assert [l["node"] for l in L] == ["/fc0/MatMul", "/fc1/MatMul", "/fc2/MatMul"], L' "$T/an.json"
+then ok; else bad "analyze --lora:"; tail -3 "$T/err"; fi
 if "$LOWBIT" compile "$T/mlp.onnx" --quant w4 --weight-algo awq --calib "$T/mlp_calib" --quant-report "$T/rep.md" \
      --lora "$T/mlp_adapter.onnx" --print-after=awq -o "$T/awq" 2>"$T/err" &&
    grep -q '%/fc0/MatMul/lora_A = fused_matmul(%x, %/fc0/MatMul/lora_A.weight) {act="none", keep_float=1' "$T/err" &&
