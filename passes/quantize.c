@@ -540,6 +540,14 @@ enum lb_status lb_pass_quantize(struct lb_graph *g, struct lb_pass_context *ctx)
   const char *a_quant = a_quant_names[scheme];
   enum lb_status st = weight_args(ctx, scheme, &wo, &a_quant);
   if (st != LB_OK) return st;
+  /* overflow=keep (f16): a layer with a weight beyond f16's range stays float
+   * instead of failing the pass (a candidate of --quant auto it cannot take) */
+  const char *overflow = lb_pass_arg(ctx, "overflow");
+  bool keep_overflow = overflow && strcmp(overflow, "keep") == 0;
+  if (overflow && (scheme != LB_QUANT_F16 || (!keep_overflow && strcmp(overflow, "error") != 0)))
+    return lb_diag_error(ctx->diag, LB_ERR_USAGE, NULL,
+                         "pass quantize: overflow=error|keep applies to scheme=f16, not \"%s\" with %s", overflow,
+                         lb_quant_scheme_name(scheme));
 
   /* static: every operand must be calibrated; list all the missing ones first */
   if (scheme == LB_QUANT_W8A8) {
@@ -574,6 +582,7 @@ enum lb_status lb_pass_quantize(struct lb_graph *g, struct lb_pass_context *ctx)
     if (!is_matmul_family(n->op) || take_apart(g, n, &l) != LB_QSKIP_NONE) continue;
     int64_t bad = -1;
     struct lb_value *wq = quantize_weight(g, n, &l, &wo, cache, &n_cache, &bad);
+    if (!wq && keep_overflow) continue; /* --quant auto: this layer cannot take f16 */
     if (!wq) {
       int64_t cols = l.w->type.shape.dims[1];
       return lb_diag_error(ctx->diag, LB_ERR_UNSUPPORTED, n,

@@ -278,7 +278,7 @@ static enum lb_status quantize_candidates(const struct lb_graph *g, struct mixed
     char pipe[160];
     /* --act int8: every integer candidate takes per-row int8 activations (f16 has none) */
     const char *act = o->act_int8 ? "dynamic" : "none";
-    if (p->bits == 16) snprintf(pipe, sizeof pipe, "quantize{scheme=f16},dce");
+    if (p->bits == 16) snprintf(pipe, sizeof pipe, "quantize{scheme=f16 overflow=keep},dce");
     else if (p->bits == 8) snprintf(pipe, sizeof pipe, "quantize{scheme=%s},dce", o->act_int8 ? "w8a8-dynamic" : "w8");
     else if (o->algo == LB_WALGO_GPTQ)
       snprintf(pipe, sizeof pipe, "gptq{bits=%d group=%lld act=%s},dce", (int)p->bits, (long long)p->group, act);
