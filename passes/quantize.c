@@ -113,7 +113,7 @@ const char *lb_quant_skip_reason(enum lb_quant_skip r) {
       [LB_QSKIP_ALPHA] = "gemm with alpha != 1",
       [LB_QSKIP_BIAS] = "with a bias that is not a constant per-column vector",
       [LB_QSKIP_DTYPE] = "not f32",
-      [LB_QSKIP_KEEP_FLOAT] = "kept float by keep_float=1 (outlier parts, LoRA adapters)",
+      [LB_QSKIP_KEEP_FLOAT] = "kept float by keep_float=1 (--keep-float, outlier parts, LoRA adapters)",
   };
   LB_ASSERT(r >= 0 && r < LB_QSKIP_COUNT);
   return reasons[r];

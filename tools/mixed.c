@@ -417,7 +417,9 @@ static enum lb_status layers_of(const struct lb_graph *g, struct mixed *m, const
 }
 
 static bool matches_any(const char *globs, const struct layer *L) {
-  return globs && (lb_globs_match(globs, L->value) || lb_globs_match(globs, L->node));
+  struct lb_layer_names ln;
+  lb_layer_names_of(L->value, L->node, &ln);
+  return globs && lb_globs_match_layer(globs, &ln);
 }
 
 /* The cheapest candidate each layer can take (the start of every choice). */
@@ -949,10 +951,10 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
                            o->plan_in, m.layers[i].value);
   }
   if (st == LB_OK && o->keep_float) {
-    const char **names = malloc(sizeof *names * (size_t)(2 * m.n_layers + 1));
+    struct lb_layer_names *names = calloc((size_t)m.n_layers + 1, sizeof *names);
     if (!names) abort();
-    for (int32_t i = 0; i < m.n_layers; i++) names[2 * i] = m.layers[i].value, names[2 * i + 1] = m.layers[i].node;
-    char *miss = lb_globs_unmatched(o->keep_float, names, 2 * m.n_layers);
+    for (int32_t i = 0; i < m.n_layers; i++) lb_layer_names_of(m.layers[i].value, m.layers[i].node, &names[i]);
+    char *miss = lb_globs_unmatched(o->keep_float, names, m.n_layers);
     if (miss) st = lb_diag_error(d, LB_ERR_USAGE, NULL, "--keep-float '%s' matches no quantizable layer", miss);
     free(miss);
     free(names);

@@ -324,61 +324,84 @@ static enum lb_status report(const struct lb_graph *float_g, const struct lb_gra
   return st;
 }
 
-bool lb_globs_match(const char *globs, const char *name) {
+void lb_layer_names_of(const char *value, const char *node, struct lb_layer_names *out) {
+  memset(out, 0, sizeof *out);
+  out->names[out->n++] = value;
+  out->names[out->n++] = node;
+  /* "/blocks.0/attn/proj/MatMul": the module path is between the leading '/' and the last one */
+  const char *last = strrchr(node, '/');
+  if (node[0] != '/' || !last || last == node || (size_t)(last - node) >= sizeof out->buf[0]) return;
+  size_t len = (size_t)(last - node - 1);
+  memcpy(out->buf[0], node + 1, len);
+  memcpy(out->buf[1], node + 1, len);
+  for (size_t i = 0; i < len; i++)
+    if (out->buf[1][i] == '/') out->buf[1][i] = '.';
+  out->names[out->n++] = out->buf[0];
+  out->names[out->n++] = out->buf[1];
+}
+
+static bool glob_hits(const char *glob, const struct lb_layer_names *ln) {
+  for (int32_t i = 0; i < ln->n; i++)
+    if (fnmatch(glob, ln->names[i], 0) == 0) return true;
+  return false;
+}
+
+bool lb_globs_match_layer(const char *globs, const struct lb_layer_names *ln) {
   char *copy = strdup(globs);
   if (!copy) abort();
   bool hit = false;
   for (char *save = NULL, *tok = strtok_r(copy, ",|", &save); tok && !hit; tok = strtok_r(NULL, ",|", &save))
-    hit = fnmatch(tok, name, 0) == 0;
+    hit = glob_hits(tok, ln);
   free(copy);
   return hit;
 }
 
-char *lb_globs_unmatched(const char *globs, const char *const *names, int32_t n) {
+char *lb_globs_unmatched(const char *globs, const struct lb_layer_names *layers, int32_t n) {
   char *copy = strdup(globs), *miss = NULL;
   if (!copy) abort();
   for (char *save = NULL, *tok = strtok_r(copy, ",|", &save); tok && !miss; tok = strtok_r(NULL, ",|", &save)) {
     bool hit = false;
-    for (int32_t i = 0; i < n && !hit; i++) hit = fnmatch(tok, names[i], 0) == 0;
+    for (int32_t i = 0; i < n && !hit; i++) hit = glob_hits(tok, &layers[i]);
     if (!hit && !(miss = strdup(tok))) abort();
   }
   free(copy);
   return miss;
 }
 
-/* --keep-float: keep_float=1 on every layer the quantize rules would take whose
- * output value or node name matches; a glob that matches no such layer is an
+/* --keep-float: keep_float=1 on every layer the quantize rules would take that
+ * a glob matches (lb_layer_names_of); a glob that matches no such layer is an
  * error that lists them. */
 static enum lb_status keep_float(struct lb_graph *g, const char *globs, struct lb_diag *d) {
-  const char **names = calloc((size_t)(2 * g->n_nodes + 1), sizeof *names);
-  if (!names) abort();
+  struct lb_layer_names *layers = calloc((size_t)g->n_nodes + 1, sizeof *layers);
+  if (!layers) abort();
   int32_t n = 0, kept = 0;
   for (int32_t i = 0; i < g->n_nodes; i++) {
     struct lb_node *nd = g->nodes[i];
     bool linear = nd->op == LB_OP_MATMUL || nd->op == LB_OP_GEMM || nd->op == LB_OP_FUSED_MATMUL;
     if (nd->dead || !nd->n_outputs || !linear || lb_quant_classify(g, nd) != LB_QSKIP_NONE) continue;
-    const char *value = nd->outputs[0]->name, *node = nd->name ? nd->name : "";
-    names[n++] = value, names[n++] = node;
-    if (lb_globs_match(globs, value) || lb_globs_match(globs, node)) {
+    lb_layer_names_of(nd->outputs[0]->name, nd->name ? nd->name : "", &layers[n]);
+    if (lb_globs_match_layer(globs, &layers[n])) {
       lb_node_set_attr_int(g, nd, "keep_float", 1);
       kept++;
     }
+    n++;
   }
-  char *miss = lb_globs_unmatched(globs, names, n);
+  char *miss = lb_globs_unmatched(globs, layers, n);
   enum lb_status st = LB_OK;
   if (miss) {
-    char list[512];
+    char list[1024]; /* module paths where torch.onnx wrote one, else output values */
     int len = 0;
     list[0] = 0;
-    for (int32_t i = 0; i < n && len < (int)sizeof list - 80; i += 2)
-      len += snprintf(list + len, sizeof list - (size_t)len, "%s%s (%s)", i ? ", " : "", names[i + 1], names[i]);
+    for (int32_t i = 0; i < n && len < (int)sizeof list - 80; i++)
+      len += snprintf(list + len, sizeof list - (size_t)len, "%s%s", i ? ", " : "",
+                      layers[i].names[layers[i].n == 4 ? 3 : 0]);
     st = lb_diag_error(d, LB_ERR_USAGE, NULL, "--keep-float '%s' matches no quantizable layer; the layers are: %s%s",
                        miss, list, len >= (int)sizeof list - 80 ? ", ..." : "");
   } else {
     fprintf(stderr, "lowbit: --keep-float: %d layer%s stay f32\n", (int)kept, kept == 1 ? "" : "s");
   }
   free(miss);
-  free(names);
+  free(layers);
   return st;
 }
 

@@ -67,12 +67,21 @@ struct lb_quant_flow {
  * DIR/3-quantize-1, ...), DIR/4-plan. */
 enum lb_status lb_quant_flow_run(struct lb_graph *g, const struct lb_quant_flow *f, struct lb_diag *d);
 
-/* --keep-float GLOBS: globs (fnmatch) separated by ',' or '|'. True when name
- * matches one of them. */
-bool lb_globs_match(const char *globs, const char *name);
-/* The first glob of the list that matches none of names[n] (malloc'ed), or
+/* --keep-float GLOBS: fnmatch globs separated by ',' or '|', tried on each of
+ * a layer's names: its output value, its node name, and the module path
+ * torch.onnx writes into node names ("/blocks.0/attn/proj/MatMul" ->
+ * "blocks.0/attn/proj" and "blocks.0.attn.proj"), so 'lm_head', '*.proj' and
+ * 'blocks.0.*' all name layers as a PyTorch user knows them. */
+struct lb_layer_names {
+  const char *names[4];
+  int32_t n;
+  char buf[2][256];
+};
+void lb_layer_names_of(const char *value, const char *node, struct lb_layer_names *out);
+bool lb_globs_match_layer(const char *globs, const struct lb_layer_names *ln);
+/* The first glob of the list that matches none of layers[n] (malloc'ed), or
  * NULL when each matches something: a typo must not silently quantize. */
-char *lb_globs_unmatched(const char *globs, const char *const *names, int32_t n);
+char *lb_globs_unmatched(const char *globs, const struct lb_layer_names *layers, int32_t n);
 
 /* Progress of a long step on stderr: a bar redrawn per sample when stderr is a
  * terminal, nothing otherwise (callers print a one-line summary). ctx is a

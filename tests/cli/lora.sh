@@ -84,7 +84,7 @@ if grep -q '%/blocks.0/qkv/Add_output_0 = qmatmul(%/blocks.0/ln1/LayerNormalizat
    grep -q '%/blocks.0/qkv/MatMul/lora_A.weight = const f32\[256,8\]' "$ir" &&
    grep -q '%/blocks.3/fc/MatMul/lora_B = fused_matmul(%/blocks.3/fc/MatMul/lora_A, %/blocks.3/fc/MatMul/lora_B.weight) {act="none", keep_float=1, transB=0} : f32\[1,16,1024\]' "$ir" &&
    [ "$(grep -c 'lora_[AB] = fused_matmul' "$ir")" -eq 16 ] && ! grep -q 'lora_[AB].*qmatmul\|lora.*q<' "$ir" &&
-   grep -q "quantized 17 of 41 matmuls to int4 (w4); 24 left in float: 8 with two activation operands, 16 kept float by keep_float=1 (outlier parts, LoRA adapters)" "$ir"; then ok; else bad "w4 + adapter IR dump:"; grep "quantized\|lora_A = " "$ir" | head -5; fi
+   grep -q "quantized 17 of 41 matmuls to int4 (w4); 24 left in float: 8 with two activation operands, 16 kept float by keep_float=1 (--keep-float, outlier parts, LoRA adapters)" "$ir"; then ok; else bad "w4 + adapter IR dump:"; grep "quantized\|lora_A = " "$ir" | head -5; fi
 e_lora=$(rel w4lora merged); e_base=$(rel w4 merged); e_q=$(rel w4 base)
 # the adapter adds no error of its own: w4+adapter is as far from merged as w4 is from f32
 if lt "$e_lora" "$e_base" && lt "$e_lora" "$(echo "$e_q" | awk '{print 2 * $1}')"; then ok; else

@@ -174,6 +174,12 @@ done
 if "$LOWBIT" compile "$MODEL" --quant w8a8 --calib "$T/calib" --keep-float r1 --emit ir -o "$T/keep8.lbir" 2>"$T/err" &&
    [ "$(grep -c 'qmatmul(' "$T/keep8.lbir")" -eq 2 ] && ! grep -q '^ *%r1 = qmatmul(' "$T/keep8.lbir"; then ok; else
   bad "--quant w8a8 --keep-float r1"; cat "$T/err"; fi
+# module paths as torch.onnx writes them into node names: "/fc1/MatMul" is module fc1
+if "$LOWBIT" compile "$MODEL" --quant w4 --keep-float 'fc1' --emit ir -o "$T/keepmod.lbir" 2>"$T/err" &&
+   grep -q "1 layer stay f32" "$T/err" && ! grep -q '^ *%r1 = qmatmul(' "$T/keepmod.lbir"; then ok; else
+  bad "--keep-float on a module path"; cat "$T/err"; fi
+check_rc "--keep-float lists the layers" 2 "the layers are: fc0, fc1, fc2" \
+  "$LOWBIT" compile "$MODEL" --quant w4 --keep-float 'lm_head' -o "$T/x"
 check_rc "--keep-float matching nothing" 2 "--keep-float 'fc9' matches no quantizable layer" \
   "$LOWBIT" compile "$MODEL" --quant w4 --keep-float 'r0,fc9' -o "$T/x"
 check_rc "--keep-float matching nothing (auto)" 2 "--keep-float 'fc9' matches no quantizable layer" \
