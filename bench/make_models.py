@@ -27,6 +27,9 @@ onnxruntime's quantize_dynamic / quantize_static, since there is no Python onnxr
 (block 32, symmetric, accuracy_level 4 = int8 compute, its fastest mode), made by
 tests/gpt/ort_nbits.py (emulating onnxruntime's MatMulNBits quantizer); lowbit compiles the
 float model with --quant w4 --group-size 32 (--act int8, and f32 activations).
+Mixed-precision variants of gpt (issue 5): lowbit --quant auto --target-bpw 3.5 --weight-algo
+gptq --calib calib (--act int8, and f32 activations) against model.q4.onnx, onnxruntime's
+MatMulNBits block 32 accuracy_level 4 (4.5 bits/weight with its scales).
 Pass --no-int8 to write only the float models.
 """
 import argparse
@@ -171,6 +174,14 @@ def gpt(src, outdir, seq=128, batch=1, int8=True):
         variants = [variant("w8a8", w8a8, "model.qdq.onnx", "quantize_static QDQ"),
                     variant("w8a8", w8a8, "model.dyn.onnx", "quantize_dynamic"),
                     variant("w8a8-dynamic", ["--quant", "w8a8-dynamic"], "model.dyn.onnx", "quantize_dynamic")]
+        # issue 5: mixed precision at 3.5 bits/weight (GPTQ on the same windows) against
+        # onnxruntime's 4-bit MatMulNBits (block 32, int8 compute), the nearest it has
+        q4 = onnx.load(src)
+        ort_nbits.quantize_model(q4, 4, 32, True, 4)
+        save(q4, os.path.join(d, "model.q4.onnx"))
+        mixed = ["--quant", "auto", "--target-bpw", "3.5", "--weight-algo", "gptq", "--calib", "calib"]
+        for flags, label in ((["--act", "int8"], "mixed-3.5bpw-act-int8"), ([], "mixed-3.5bpw")):
+            variants.append(variant(label, mixed + flags, "model.q4.onnx", "MatMulNBits b32 acc4"))
     meta = {"name": "gpt", "model": "model.onnx", "inputs": ["input_0.pb"], "dims": dims,
             "input_shapes": {inp.name: [batch, seq]}, "dtype": "int64", "source": src,
             "variants": variants}
