@@ -141,7 +141,8 @@ static enum lb_status read_safetensors(struct lora_set *s, const char *file, con
                                        struct lb_lora_info *info, struct lb_diag *d) {
   void *buf;
   size_t len;
-  enum lb_status st = fe_read_file(d, file, o->max_tensor_bytes > 0 ? o->max_tensor_bytes : (int64_t)16 << 30, &buf, &len);
+  int64_t max_bytes = o->max_tensor_bytes > 0 ? o->max_tensor_bytes : (int64_t)16 << 30;
+  enum lb_status st = fe_read_file(d, file, max_bytes, &buf, &len);
   if (st != LB_OK) return st;
   struct lb_safetensors t;
   st = lb_safetensors_parse(buf, len, file, &t, d);
@@ -447,15 +448,17 @@ static enum lb_status add_adapter(struct lb_graph *g, struct lb_node *n, const s
   struct lb_type ta = {.dtype = LB_DTYPE_F32, .shape = {.rank = 2, .dims = {p->in, p->r}}};
   struct lb_type tb = {.dtype = LB_DTYPE_F32, .shape = {.rank = 2, .dims = {p->r, p->out}}};
   const char *na = suffixed(g, base, "/lora_A.weight"), *nb = suffixed(g, base, "/lora_B.weight");
-  struct lb_value *wa = (before ? lb_graph_insert_const(g, before, na, &ta, p->a) : lb_graph_add_const(g, na, &ta, p->a))->outputs[0];
-  struct lb_value *wb = (before ? lb_graph_insert_const(g, before, nb, &tb, p->b) : lb_graph_add_const(g, nb, &tb, p->b))->outputs[0];
+  struct lb_node *ca = before ? lb_graph_insert_const(g, before, na, &ta, p->a) : lb_graph_add_const(g, na, &ta, p->a);
+  struct lb_node *cb = before ? lb_graph_insert_const(g, before, nb, &tb, p->b) : lb_graph_add_const(g, nb, &tb, p->b);
+  struct lb_value *wa = ca->outputs[0], *wb = cb->outputs[0];
   struct lb_value *in[2] = {x, wa};
   struct lb_node *ma = new_node(g, before, LB_OP_FUSED_MATMUL, suffixed(g, base, "/lora_A"), NULL, in, 2);
   in[0] = ma->outputs[0], in[1] = wb;
   struct lb_node *mb = new_node(g, before, LB_OP_FUSED_MATMUL, suffixed(g, base, "/lora_B"), NULL, in, 2);
   in[0] = v, in[1] = mb->outputs[0];
   const char *sum_name = suffixed(g, base, "/lora_sum");
-  struct lb_node *sum = new_node(g, before, LB_OP_ADD, sum_name, returned ? suffixed(g, base, "/lora_base") : NULL, in, 2);
+  const char *base_name = returned ? suffixed(g, base, "/lora_base") : NULL;
+  struct lb_node *sum = new_node(g, before, LB_OP_ADD, sum_name, base_name, in, 2);
   struct lb_node *mm[2] = {ma, mb};
   for (int i = 0; i < 2; i++) {
     lb_node_set_attr_string(g, mm[i], "act", "none");

@@ -651,7 +651,8 @@ static int cmd_compile(int argc, char **argv) {
         .threshold = a.threshold, .calib_dir = a.calib_dir, .load_calib = a.load_calib, .keep_float = a.keep_float,
         .save_calib = a.save_calib, .method = a.calib_method, .calib_scheme = a.calib_scheme,
         .report_path = a.quant_report, .pipeline = a.pipeline, .po = &po, .jit = &jit, .verbose = a.verbose,
-        .group = a.group, .asym = a.asym, .clip = a.clip, .act_order = a.act_order, .act_int8 = a.act_int8, .weight_algo = a.weight_algo,
+        .group = a.group, .asym = a.asym, .clip = a.clip, .act_order = a.act_order, .act_int8 = a.act_int8,
+        .weight_algo = a.weight_algo,
         .hessian_memory_mb = a.hessian_memory_mb,
     };
     st = lb_quant_flow_run(g, &qf, &d);

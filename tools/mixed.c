@@ -755,7 +755,8 @@ static enum lb_status read_plan(const char *path, enum lb_weight_algo algo, bool
 
 /* Fixes each layer the plan gives a precision; "auto" entries are only checked
  * (a known layer, listed once). */
-static enum lb_status layers_from_plan(struct mixed *m, const char *path, const struct jval *layers, struct lb_diag *d) {
+static enum lb_status layers_from_plan(struct mixed *m, const char *path, const struct jval *layers,
+                                       struct lb_diag *d) {
   bool *listed = calloc((size_t)m->n_layers + 1, sizeof *listed);
   if (!listed) abort();
   enum lb_status st = LB_OK;
@@ -880,7 +881,8 @@ static void fill_result(const struct mixed *m, const struct lb_mixed_options *o,
   }
   int n = 0;
   rs->budget[0] = 0;
-  if (o->target_bpw > 0) n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--target-bpw %g ", o->target_bpw);
+  if (o->target_bpw > 0)
+    n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--target-bpw %g ", o->target_bpw);
   if (o->max_bytes > 0)
     n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--max-size %lld ", (long long)o->max_bytes);
   if (o->max_loss > 0) n += snprintf(rs->budget + n, sizeof rs->budget - (size_t)n, "--max-loss %g ", o->max_loss);
@@ -889,7 +891,8 @@ static void fill_result(const struct mixed *m, const struct lb_mixed_options *o,
   if (n > 0 && n < (int)sizeof rs->budget) rs->budget[n - 1] = 0;
   r->storage = rs;
   r->report = (struct lb_report){
-      .model = model, .metric = lb_sens_metric_name(m->metric), .weight_algo = o->algo == LB_WALGO_GPTQ ? "gptq" : "rtn",
+      .model = model, .metric = lb_sens_metric_name(m->metric),
+      .weight_algo = o->algo == LB_WALGO_GPTQ ? "gptq" : "rtn",
       .samples = m->samples, .cands = rs->labels, .n_cands = nc, .layers = rs->layers, .n_layers = nl,
       .budget = chosen && rs->budget[0] ? rs->budget : NULL, .curve = rs->curve, .n_curve = n_curve,
       .uniform = rs->uniform, .model_error = NAN};

@@ -4,9 +4,10 @@
  * The HTML page holds everything it needs: the CSS, the report's numbers as a
  * JSON blob in <script type="application/json">, and a small vanilla-JS
  * renderer (tools/report_page.js, embedded at build time as page_script) that
- * draws the charts as SVG when the page opens. Nothing is fetched. Names reach the page only through the JSON blob
- * (with '<', '>' and '&' written as \u escapes, so no name can close the
- * script element) and are put into the DOM as text, never as markup. The
+ * draws the charts as SVG when the page opens. Nothing is fetched. Names
+ * reach the page only through the JSON blob (with '<', '>' and '&' written as
+ * \u escapes, so no name can close the script element) and are put into the
+ * DOM as text, never as markup. The
  * renderer sets body[data-rendered] to "ok" when every chart is drawn, and an
  * error handler records any script error in the page (the headless-browser
  * test reads both).
@@ -327,7 +328,9 @@ enum lb_status lb_report_html(const char *path, const struct lb_report *r, struc
   html_text(f, r->model);
   fputs("</title>\n<style>\n", f);
   fputs(page_style, f);
-  fputs("</style>\n</head>\n<body data-rendered=\"no\">\n<header>\n<h1>Mixed-precision report: <span class=\"model\">", f);
+  fputs("</style>\n</head>\n<body data-rendered=\"no\">\n<header>\n"
+        "<h1>Mixed-precision report: <span class=\"model\">",
+        f);
   html_text(f, r->model);
   fputs("</span></h1>\n<noscript><p>The charts need JavaScript; the numbers are in the JSON blob of this page's "
         "source.</p></noscript>\n</header>\n<main id=\"report\"></main>\n<pre id=\"errors\" hidden></pre>\n"
