@@ -11,62 +11,12 @@
 set -u
 LOWBIT=$1
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+. "$(dirname "$0")/lib.sh"
 tables() { sed '/^Mixed precision:/,$d' "$1"; } # the per-precision tables, without the report
-check_usage() { # check_usage NAME STDERR_FRAGMENT CMD... : exit 2 and the fragment on stderr
-  name=$1; frag=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  rc=$?
-  if [ "$rc" -eq 2 ] && grep -q -- "$frag" "$T/err"; then ok; else
-    bad "$name: exit $rc, want 2 and '$frag', stderr:"; head -5 "$T/err"
-  fi
-}
 
 # x [8,64] -> MatMul w1 [64,64] + b1 -> Relu -> MatMul w2 [64,64] + b2 -> Relu
 #          -> MatMul w3 [64,16] + b3 -> y [8,16] (logits); w2[5,:] = w2[37,:] = 4 (others ~0.12)
-"$PY" - "$T" <<'PYEOF' || { echo "FAIL: model/sample generation"; exit 1; }
-import os, sys
-import numpy as np
-import onnx
-from onnx import helper, numpy_helper, TensorProto
-t = sys.argv[1]
-rng = np.random.default_rng(11)
-sizes = [64, 64, 64, 16]
-inits, nodes, x = [], [], "x"
-W = []
-for i in range(3):
-    w = (rng.standard_normal((sizes[i], sizes[i + 1])) / np.sqrt(sizes[i])).astype(np.float32)
-    b = (0.1 * rng.standard_normal(sizes[i + 1])).astype(np.float32)
-    if i == 0:  # inputs 5 and 37 of fc1 nearly 0: its outliers below add little to its output
-        w[:, [5, 37]] *= 0.01
-        b[[5, 37]] = 0
-    if i == 1:  # one outlier per group of 32: RTN rounds the rest of fc1 to 0
-        w[[5, 37], :] = 4.0
-    W.append((w, b))
-    inits += [numpy_helper.from_array(w, "w%d" % i), numpy_helper.from_array(b, "b%d" % i)]
-    nodes.append(helper.make_node("MatMul", [x, "w%d" % i], ["mm%d" % i], name="/fc%d/MatMul" % i))
-    out = "y" if i == 2 else "h%d" % i
-    nodes.append(helper.make_node("Add", ["mm%d" % i, "b%d" % i], [out], name="/fc%d/Add" % i))
-    if i < 2:
-        nodes.append(helper.make_node("Relu", [out], ["r%d" % i], name="/relu%d" % i))
-        x = "r%d" % i
-g = helper.make_graph(nodes, "mlp3", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 64])],
-                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 16])], inits)
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-onnx.checker.check_model(m)
-onnx.save(m, os.path.join(t, "mlp3.onnx"))
-for i in range(6):
-    os.makedirs(os.path.join(t, "calib", "s%d" % i))
-    x = rng.standard_normal((8, 64)).astype(np.float32)
-    with open(os.path.join(t, "calib", "s%d" % i, "input_0.pb"), "wb") as f:
-        f.write(numpy_helper.from_array(x, "x").SerializeToString())
-np.savez(os.path.join(t, "weights.npz"), *[a for wb in W for a in wb])
-PYEOF
+"$PY" "$(dirname "$0")/mlp3_model.py" "$T" || { echo "FAIL: model/sample generation"; exit 1; }
 MODEL=$T/mlp3.onnx
 
 # expected OUTFILE METRIC BITS GROUP: the numpy model's error per layer as JSON lines
@@ -265,5 +215,4 @@ check_usage bad-opt "unknown option '--bogus'" "$LOWBIT" analyze "$MODEL" --cali
 "$LOWBIT" analyze "$MODEL" --calib "$T/nonexistent" --quant w4 >/dev/null 2>"$T/err"
 [ $? -eq 1 ] && grep -q nonexistent "$T/err" && ok || { bad "missing calib dir"; cat "$T/err"; }
 
-echo "analyze: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish analyze

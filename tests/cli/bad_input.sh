@@ -5,23 +5,17 @@
 set -u
 LOWBIT=$1
 ROOT=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/lib.sh"
 check() { # check NAME EXPECTED_STDERR_FRAGMENT CMD... : expects exit 1..125
   name=$1; frag=$2; shift 2
   "$@" >"$T/out" 2>"$T/err"
   rc=$?
-  if [ "$rc" -ge 1 ] && [ "$rc" -le 125 ] && grep -q -- "$frag" "$T/err"; then
-    pass=$((pass + 1))
-  else
-    fail=$((fail + 1))
-    echo "FAIL $name: exit $rc, stderr:"; head -5 "$T/err"
+  if [ "$rc" -ge 1 ] && [ "$rc" -le 125 ] && grep -q -- "$frag" "$T/err"; then ok; else
+    bad "$name: exit $rc, stderr:"; head -5 "$T/err"
   fi
 }
 no_output() { # no_output NAME PATH
-  if [ -e "$2" ]; then fail=$((fail + 1)); echo "FAIL $1: left $2 behind"; else pass=$((pass + 1)); fi
+  if [ -e "$2" ]; then bad "$1: left $2 behind"; else ok; fi
 }
 
 MLP=$ROOT/examples/mlp/model.onnx
@@ -100,5 +94,4 @@ if "$LOWBIT" compile "$MLP" --dim batch=2 --features +avxvnni -o "$T/vnni" 2>"$T
 else
   fail=$((fail + 1)); echo "FAIL compiling with --features:"; cat "$T/err"
 fi
-echo "bad-input: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish bad-input

@@ -9,16 +9,7 @@ set -u
 LOWBIT=$1
 ROOT=$2
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-run_ok() { # run_ok NAME CMD...
-  name=$1; shift
-  if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$name: exit $?"; head -5 "$T/err"; fi
-}
+. "$(dirname "$0")/lib.sh"
 check_err() { # check_err NAME STDERR_FRAGMENT CMD... : exit 1..125 and the fragment on stderr
   name=$1; frag=$2; shift 2
   "$@" >"$T/out" 2>"$T/err"
@@ -114,5 +105,4 @@ check_err save-needs-calib "--save-calib needs --calib" "$LOWBIT" compile "$MLP"
 check_err load-and-calib "exclude each other" "$LOWBIT" compile "$MLP" --dim batch=2 --calib "$T/calib" --load-calib "$T/stats.json" -o "$T/e11"
 for f in e1 e2 e3 e4 e5 e6 e7 e8; do [ -e "$T/$f" ] && bad "$f left behind" || ok; done
 
-echo "calib: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish calib

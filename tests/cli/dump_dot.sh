@@ -15,10 +15,7 @@ if [ -z "$DOT" ]; then
   echo "FAIL: Graphviz's dot is not installed (scripts/deps.sh --test installs it: apt-get install graphviz)"
   exit 1
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail=0
-bad() { echo "FAIL $*"; fail=1; }
+. "$(dirname "$0")/lib.sh"
 
 FIX=$ROOT/tests/fixtures/gpt_byte_4l
 "$LOWBIT" compile "$FIX/model.onnx" --dim batch=1 --dim seq=128 --quant w4 --dump-dot "$T/gpt.dot" -o "$T/gpt" \
@@ -59,4 +56,4 @@ ls "$T" | grep -q '\.tmp\.' && bad "a temporary file was left"
 "$LOWBIT" compile --help 2>&1 | grep -q -- "--dump-dot FILE" || "$LOWBIT" --help 2>&1 | grep -q -- "--dump-dot FILE" ||
   bad "--dump-dot is not in the help"
 [ $fail -eq 0 ] && echo "dump_dot: all ok"
-exit $fail
+[ "$fail" -eq 0 ]

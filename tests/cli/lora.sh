@@ -14,12 +14,7 @@ LOWBIT=$1
 ROOT=$2
 PY=/usr/bin/python3
 FIX=$ROOT/tests/fixtures/gpt_byte_4l/model.onnx
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+. "$(dirname "$0")/lib.sh"
 D="--dim batch=1 --dim seq=16"
 
 "$PY" "$ROOT/tests/cli/lora_models.py" "$FIX" "$T" || { echo "FAIL: adapter generation"; exit 1; }
@@ -159,5 +154,4 @@ check_err "missing file" 'nothere.safetensors' -- --lora "$T/nothere.safetensors
 "$LOWBIT" compile "$FIX" $D --lora-scale 2 -o "$T/out" 2>"$T/err"
 if [ $? -eq 2 ] && grep -q -- "--lora-scale needs --lora" "$T/err"; then ok; else bad "--lora-scale alone"; fi
 
-echo "lora: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish lora

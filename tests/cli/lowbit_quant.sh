@@ -10,20 +10,7 @@ set -u
 LOWBIT=$1
 ROOT=$2
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check_usage() { # check_usage NAME STDERR_FRAGMENT CMD... : exit 2 and the fragment on stderr
-  name=$1; frag=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  rc=$?
-  if [ "$rc" -eq 2 ] && grep -q -- "$frag" "$T/err"; then ok; else
-    bad "$name: exit $rc, want 2 and '$frag', stderr:"; head -5 "$T/err"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # x [16,64] (channels mixed from 12 factors, magnitudes over two decades) ->
 # Gemm(W1 [128,64] transB, b1) -> Relu -> MatMul(W2 [128,32]) -> y [16,32]
@@ -166,5 +153,4 @@ check_usage hessian-memory-rtn "--hessian-memory needs --weight-algo gptq" "$LOW
 check_usage sq-lowbit "prepare int8 activations, not w4 weights" "$LOWBIT" compile "$MODEL" --quant w4 --smoothquant --calib "$T/calib" -o "$T/e"
 [ -e "$T/e" ] && bad "a usage error left an output" || ok
 
-echo "lowbit_quant: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish lowbit_quant

@@ -9,57 +9,10 @@
 set -u
 LOWBIT=$1
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-check_rc() { # check_rc NAME RC STDERR_FRAGMENT CMD... : exit RC and the fragment on stderr
-  name=$1; want=$2; frag=$3; shift 3
-  "$@" >"$T/out" 2>"$T/err"
-  rc=$?
-  if [ "$rc" -eq "$want" ] && grep -q -- "$frag" "$T/err"; then ok; else
-    bad "$name: exit $rc, want $want and '$frag', stderr:"; head -5 "$T/err"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # x [8,64] -> fc0 [64,64] -> Relu -> fc1 [64,64] (w[5,:] = w[37,:] = 4) -> Relu -> fc2 [64,16] -> y (logits)
-"$PY" - "$T" <<'PYEOF' || { echo "FAIL: model/sample generation"; exit 1; }
-import os, sys
-import numpy as np
-import onnx
-from onnx import helper, numpy_helper, TensorProto
-t = sys.argv[1]
-rng = np.random.default_rng(11)
-sizes = [64, 64, 64, 16]
-inits, nodes, x = [], [], "x"
-for i in range(3):
-    w = (rng.standard_normal((sizes[i], sizes[i + 1])) / np.sqrt(sizes[i])).astype(np.float32)
-    b = (0.1 * rng.standard_normal(sizes[i + 1])).astype(np.float32)
-    if i == 0:
-        w[:, [5, 37]] *= 0.01
-        b[[5, 37]] = 0
-    if i == 1:
-        w[[5, 37], :] = 4.0
-    inits += [numpy_helper.from_array(w, "w%d" % i), numpy_helper.from_array(b, "b%d" % i)]
-    nodes.append(helper.make_node("MatMul", [x, "w%d" % i], ["mm%d" % i], name="/fc%d/MatMul" % i))
-    out = "y" if i == 2 else "h%d" % i
-    nodes.append(helper.make_node("Add", ["mm%d" % i, "b%d" % i], [out], name="/fc%d/Add" % i))
-    if i < 2:
-        nodes.append(helper.make_node("Relu", [out], ["r%d" % i], name="/relu%d" % i))
-        x = "r%d" % i
-g = helper.make_graph(nodes, "mlp3", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 64])],
-                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 16])], inits)
-m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-onnx.checker.check_model(m)
-onnx.save(m, os.path.join(t, "mlp3.onnx"))
-for i in range(6):
-    os.makedirs(os.path.join(t, "calib", "s%d" % i))
-    x = rng.standard_normal((8, 64)).astype(np.float32)
-    with open(os.path.join(t, "calib", "s%d" % i, "input_0.pb"), "wb") as f:
-        f.write(numpy_helper.from_array(x, "x").SerializeToString())
-PYEOF
+"$PY" "$(dirname "$0")/mlp3_model.py" "$T" || { echo "FAIL: model/sample generation"; exit 1; }
 MODEL=$T/mlp3.onnx
 
 # check_plan PLAN MAX_BITS MAX_BYTES EXPR: layer bytes by the documented formula,
@@ -264,5 +217,4 @@ check_rc "plan of another algorithm" 2 "made with --weight-algo rtn, not gptq" \
 check_rc "missing plan" 1 "cannot open quantization plan" \
   "$LOWBIT" compile "$MODEL" --quant auto --quant-plan "$T/none.json" -o "$T/x"
 
-echo "mixed: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish mixed

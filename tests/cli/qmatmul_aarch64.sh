@@ -10,10 +10,7 @@
 set -u
 LOWBIT=$1
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-QEMU=$(command -v qemu-aarch64 || command -v qemu-aarch64-static || true)
-fail=0
+. "$(dirname "$0")/lib.sh"
 
 "$PY" - "$T" <<'PYEOF' || { echo "FAIL: generating the model"; exit 1; }
 import sys, numpy as np
@@ -107,13 +104,9 @@ for f in "" "+dotprod"; do
   "$LOWBIT" compile "$T/qmm.lbir" --target aarch64-linux-gnu ${f:+--features $f} --emit asm -o "$T/arm$f.s"
   if [ -n "$f" ]; then grep -q "sdot" "$T/arm$f.s" || { echo "FAIL: no sdot with +dotprod"; fail=1; }
   else ! grep -q "sdot" "$T/arm$f.s" || { echo "FAIL: sdot without +dotprod"; fail=1; }; fi
-  if [ -n "$QEMU" ]; then
-    # the baseline build must run on a core without dotprod (cortex-a53)
-    cpu=cortex-a53; [ -n "$f" ] && cpu=max
-    "$QEMU" -cpu $cpu "$T/arm$f" "$T/a.npy" "$T/a.npy" -o "$T/out-arm$f" || { echo "FAIL: aarch64$f run"; exit 1; }
+  # the baseline build must run on a core without dotprod (cortex-a53)
+  cpu=cortex-a53; [ -n "$f" ] && cpu=max
+  run_aarch64 "aarch64$f" $cpu "$T/arm$f" "$T/out-arm$f" "$T/a.npy" "$T/a.npy" &&
     check "aarch64 ${f:-baseline} (qemu)" "$T/out-arm$f"
-  else
-    echo "qemu-aarch64 not found: aarch64$f only compiled"
-  fi
 done
 exit $fail

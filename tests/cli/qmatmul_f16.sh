@@ -10,10 +10,7 @@
 set -u
 LOWBIT=$1
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-QEMU=$(command -v qemu-aarch64 || command -v qemu-aarch64-static || true)
-fail=0
+. "$(dirname "$0")/lib.sh"
 
 "$PY" - "$T" <<'PYEOF' || { echo "FAIL: generating the models"; exit 1; }
 import os, sys, numpy as np
@@ -106,12 +103,8 @@ for tag in "" 1; do
     check "$name rows=${tag:-5}" "$T/out-$name$tag" "$tag"
   done
   "$LOWBIT" compile "$T/qmmh$tag.lbir" --target aarch64-linux-gnu -o "$T/arm$tag" || { echo "FAIL: aarch64 compile"; exit 1; }
-  if [ -n "$QEMU" ]; then
-    "$QEMU" -cpu cortex-a53 "$T/arm$tag" "$a" -o "$T/out-arm$tag" || { echo "FAIL: aarch64 run"; exit 1; }
+  run_aarch64 aarch64 cortex-a53 "$T/arm$tag" "$T/out-arm$tag" "$a" &&
     check "aarch64 rows=${tag:-5} (qemu)" "$T/out-arm$tag" "$tag"
-  else
-    echo "qemu-aarch64 not found: aarch64 only compiled"
-  fi
 done
 # the F16C path converts with one instruction, the others do not
 "$LOWBIT" compile "$T/qmmh.lbir" --emit asm -o "$T/host.s" && grep -q vcvtph2ps "$T/host.s" ||

@@ -10,10 +10,7 @@
 set -u
 LOWBIT=$1
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-QEMU=$(command -v qemu-aarch64 || command -v qemu-aarch64-static || true)
-fail=0
+. "$(dirname "$0")/lib.sh"
 
 "$PY" - "$T" <<'PYEOF' || { echo "FAIL: generating the models"; exit 1; }
 import os, sys, numpy as np
@@ -117,12 +114,8 @@ for tag in "" 1; do
   "$T/sse$tag" "$a" -o "$T/out-sse$tag" || { echo "FAIL: x86-64 run"; exit 1; }
   check "x86-64 rows=${tag:-5}" "$T/out-sse$tag" "$tag"
   "$LOWBIT" compile "$T/qmm8$tag.lbir" --target aarch64-linux-gnu -o "$T/arm$tag" || { echo "FAIL: aarch64 compile"; exit 1; }
-  if [ -n "$QEMU" ]; then
-    "$QEMU" -cpu cortex-a53 "$T/arm$tag" "$a" -o "$T/out-arm$tag" || { echo "FAIL: aarch64 run"; exit 1; }
+  run_aarch64 aarch64 cortex-a53 "$T/arm$tag" "$T/out-arm$tag" "$a" &&
     check "aarch64 rows=${tag:-5} (qemu)" "$T/out-arm$tag" "$tag"
-  else
-    echo "qemu-aarch64 not found: aarch64 only compiled"
-  fi
 done
 
 # --quant fp8 on an ONNX model: relative RMS error of y against the float build

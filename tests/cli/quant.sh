@@ -11,24 +11,7 @@ set -u
 LOWBIT=$1
 ROOT=$2
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
-run_ok() { # run_ok NAME CMD...
-  name=$1; shift
-  if "$@" >"$T/out" 2>"$T/err"; then ok; else bad "$name: exit $?"; head -5 "$T/err"; fi
-}
-check_usage() { # check_usage NAME STDERR_FRAGMENT CMD... : exit 2 and the fragment on stderr
-  name=$1; frag=$2; shift 2
-  "$@" >"$T/out" 2>"$T/err"
-  rc=$?
-  if [ "$rc" -eq 2 ] && grep -q -- "$frag" "$T/err"; then ok; else
-    bad "$name: exit $rc, want 2 and '$frag', stderr:"; head -5 "$T/err"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 MLP=$ROOT/examples/mlp/model.onnx
 
 # The tiny model, calibration samples (8 per model) and one test input each.
@@ -200,5 +183,4 @@ check_usage bad-threshold "--outliers needs a number" "$LOWBIT" compile "$MLP" -
 check_usage load-calib-w8 "only --quant w8a8 uses" "$LOWBIT" compile "$MLP" --dim batch=2 --quant w8 --load-calib "$T/s.json" -o "$T/e"
 [ -e "$T/e" ] && bad "a usage error left an output" || ok
 
-echo "quant: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish quant

@@ -18,12 +18,7 @@ if [ -z "$CHROMIUM" ]; then
   echo "FAIL: chromium is not installed; the headless-browser test needs it: run 'sh scripts/deps.sh --test'"
   exit 1
 fi
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+. "$(dirname "$0")/lib.sh"
 
 # x [4,32] -> 3 linear layers (the middle one with an outlier row) -> y [4,10] logits
 "$PY" - "$T" <<'PYEOF' || { echo "FAIL: model/sample generation"; exit 1; }
@@ -155,5 +150,4 @@ expect hostile "injected elements" '<(img|b)[ >]' 0
   bad "hostile: the name is not shown as text"
 for p in one many noplan; do offline "$p"; done
 
-echo "report_html: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish report_html

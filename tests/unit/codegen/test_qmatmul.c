@@ -16,6 +16,7 @@
  * into uneven chunks, so a task starting in the middle of an M-chunk must
  * quantize the chunk's rows itself. */
 #include "cg_test.h"
+#include "qmatmul_test_util.h"
 
 static void fake_parallel_for(lb_jit_task_fn fn, void *ctx, int64_t n, int64_t grain) {
   int64_t pos = 0, sz = grain < 1 ? 1 : grain;
@@ -32,17 +33,8 @@ static void fake_parallel_for(lb_jit_task_fn fn, void *ctx, int64_t n, int64_t g
 }
 
 /* the targets: the host and the host with features taken away */
-struct tgt {
-  const char *name, *cpu, *features;
-};
-static const struct tgt targets[] = {
-    {"host (avx512 vnni)", NULL, NULL},
-    {"host -avx512vnni (vpmaddwd zmm)", NULL, "-avx512vnni"},
-    {"x86-64-v3 +avx512vl,+avx512vnni (vpdpbusd ymm)", "x86-64-v3", "+avx512f,+avx512vl,+avx512vnni"},
-    {"x86-64-v3 (vpmaddwd ymm)", "x86-64-v3", NULL},
-    {"x86-64 (vpmaddwd xmm)", "x86-64", NULL},
-};
-enum { N_TARGETS = sizeof targets / sizeof targets[0] };
+static const struct qmm_target *const targets = qmm_int_targets;
+enum { N_TARGETS = QMM_N_INT_TARGETS };
 
 struct qcase {
   int rank;
@@ -55,22 +47,7 @@ struct qcase {
   bool grid;        /* a on multiples of sa / 2: every quantization is a tie */
 };
 
-static struct lb_qparams *mkqp(struct lb_graph *g, int32_t axis, const float *scales, int64_t n, bool has_zp,
-                               int32_t zp, bool is_unsigned) {
-  struct lb_qparams *q = lb_arena_alloc(&g->arena, sizeof *q);
-  *q = (struct lb_qparams){.bits = 8, .axis = axis, .symmetric = !has_zp, .is_unsigned = is_unsigned, .n = n};
-  q->scales = lb_arena_alloc(&g->arena, sizeof *q->scales * (size_t)n);
-  memcpy(q->scales, scales, sizeof *q->scales * (size_t)n);
-  if (has_zp) {
-    q->zero_points = lb_arena_alloc(&g->arena, sizeof *q->zero_points);
-    q->zero_points[0] = zp;
-  }
-  return q;
-}
-
-static bool exact_act(const char *act) { return !act || !strcmp(act, "none") || !strcmp(act, "relu"); }
-
-static void run_case(const struct qcase *c, const struct tgt *t) {
+static void run_case(const struct qcase *c, const struct qmm_target *t) {
   struct lb_graph *g = lb_graph_new("qmm");
   int64_t K = c->dims[c->rank - 1], N = c->N;
   struct lb_type at = {.dtype = c->adt, .shape = {.rank = c->rank}};
@@ -80,7 +57,7 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
   float sa = c->grid ? 0.25f : c->a_unsigned ? 6.0f / 255 : 3.0f / 127;
   int32_t za = c->a_unsigned ? 117 : 0;
   if (c->adt != LB_DTYPE_F32) sa = 0.03f;
-  if (stat) a->qparams = mkqp(g, -1, &sa, 1, c->a_unsigned, za, c->a_unsigned);
+  if (stat) a->qparams = qmm_qparams(g, 8, -1, 0, &sa, 1, c->a_unsigned ? &za : NULL, c->a_unsigned);
   int8_t *wd = malloc((size_t)(K * N));
   for (int64_t i = 0; i < K * N; i++) wd[i] = (int8_t)(int)(rng_u64() % 256 - 128);
   struct lb_type wt = TY(I8, K, N);
@@ -88,30 +65,19 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
   free(wd);
   float *ws = malloc(sizeof *ws * (size_t)N);
   for (int64_t i = 0; i < N; i++) ws[i] = (float)(0.002 + 0.02 * rng_unit());
-  w->qparams = c->w_per_tensor ? mkqp(g, -1, ws, 1, false, 0, false) : mkqp(g, 1, ws, N, false, 0, false);
-  struct lb_value *ins[3] = {a, w, c->bias ? input(g, "bias", TY(F32, N)) : NULL};
-  struct lb_node *n = lb_graph_add_node(g, LB_OP_QMATMUL, "qmm", ins, c->bias ? 3 : 2, NULL, 1);
-  lb_node_set_attr_string(g, n, "a_quant", c->a_quant);
-  if (c->act) lb_node_set_attr_string(g, n, "act", c->act);
+  w->qparams = c->w_per_tensor ? qmm_qparams(g, 8, -1, 0, ws, 1, NULL, false)
+                             : qmm_qparams(g, 8, 1, 0, ws, N, NULL, false);
+  struct lb_node *n = qmm_add_node(g, a, w, c->bias ? input(g, "bias", TY(F32, N)) : NULL, c->a_quant, c->act);
   if (c->ydt != LB_DTYPE_F32) {
     /* spread the outputs over the 8-bit range (some saturate) */
     float sy = (float)(0.01 * sqrt((double)K));
     bool u = c->ydt == LB_DTYPE_U8;
+    int32_t zy = u ? 60 : 0;
     n->outputs[0]->type.dtype = c->ydt;
-    n->outputs[0]->qparams = mkqp(g, -1, &sy, 1, u, u ? 60 : 0, u);
+    n->outputs[0]->qparams = qmm_qparams(g, 8, -1, 0, &sy, 1, u ? &zy : NULL, u);
   }
   finish(g, n);
   if (n->outputs[0]->type.dtype != c->ydt) fail();
-  plan_simple(g);
-
-  struct lb_diag d;
-  lb_diag_init(&d, "test");
-  struct lb_jit *j = NULL;
-  struct lb_codegen_options o = {.opt_level = 3, .model_name = "t", .cpu = t->cpu, .features = t->features};
-  enum lb_status st = lb_jit_compile(g, &o, &j, &d);
-  if (st != LB_OK) fprintf(stderr, "%s: compile failed: %s\n", t->name, d.text ? d.text : "?");
-  assert_int_equal(st, LB_OK);
-  lb_diag_free(&d);
 
   int64_t na = lb_shape_numel(&at.shape), ny = lb_shape_numel(&n->outputs[0]->type.shape);
   void *av = xalloc(na * lb_dtype_traits[c->adt].size), *bv = xalloc(N * 4);
@@ -125,17 +91,11 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
     fill_random(av, c->adt, na, c->adt == LB_DTYPE_U8 ? 0 : -128, c->adt == LB_DTYPE_U8 ? 255 : 127);
   }
   fill_random(bv, LB_DTYPE_F32, N, -2, 2);
-  int esz = lb_dtype_traits[c->ydt].size;
-  void *y = xalloc(ny * esz), *ref = xalloc(ny * esz), *act = xalloc(lb_jit_activations_size(j) + 64);
-  memset(y, 0xcd, (size_t)(ny * esz));
-  const void *in[2] = {av, bv};
-  assert_int_equal(lb_jit_run(j, in, (void *[]){y}, act), 0);
-  const void *nin[3] = {av, lb_value_const_data(g, w), bv};
-  lb_diag_init(&d, "ref");
-  assert_int_equal(lb_eval_node(g, n, nin, (void *[]){ref}, &d), LB_OK);
-  lb_diag_free(&d);
+  struct qmm_outputs r = qmm_run(g, n, t, av, bv);
+  const void *y = r.y, *ref = r.ref;
+  const int8_t *codes = lb_value_const_data(g, w);
 
-  bool exact = !none && exact_act(c->act);
+  bool exact = !none && qmm_exact_act(c->act);
   for (int64_t i = 0; i < ny; i++) {
     double got = get_elem(y, c->ydt, i), want = get_elem(ref, c->ydt, i), tol;
     if (c->ydt != LB_DTYPE_F32) {
@@ -148,7 +108,7 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
       int64_t row = i / N, col = i % N;
       double mag = 0;
       for (int64_t k = 0; k < K; k++)
-        mag += fabs(((const float *)av)[row * K + k] * ((const int8_t *)nin[1])[k * N + col]);
+        mag += fabs(((const float *)av)[row * K + k] * codes[k * N + col]);
       tol = 1e-5 * mag * ws[c->w_per_tensor ? 0 : col] + 1e-5 * fabs(want) + 1e-6;
     }
     if (!(fabs(got - want) <= tol)) {
@@ -161,11 +121,8 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
   }
   free(av);
   free(bv);
-  free(y);
-  free(ref);
-  free(act);
   free(ws);
-  lb_jit_free(j);
+  qmm_outputs_free(&r);
   lb_graph_free(g);
 }
 
@@ -206,8 +163,7 @@ static const struct qcase cases[] = {
 
 static void test_all(void **s) {
   (void)s;
-  for (int t = 0; t < N_TARGETS; t++)
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &targets[t]);
+  QMM_RUN_CASES(run_case, cases, targets, N_TARGETS, 1);
 }
 
 /* The parallel split: units start mid-chunk under the fake parallel_for. */
@@ -220,8 +176,7 @@ static void test_parallel(void **s) {
       {2, {300, 64}, 100, "static", "none", F32, U8, true, true, false, false},
       {2, {2, 1000}, 300, "none", "none", F32, F32, false, true, false, false},
   };
-  for (int t = 0; t < N_TARGETS; t++)
-    for (size_t i = 0; i < sizeof par / sizeof par[0]; i++) run_case(&par[i], &targets[t]);
+  QMM_RUN_CASES(run_case, par, targets, N_TARGETS, 1);
   lb_jit_set_parallel_for(NULL);
 }
 

@@ -10,21 +10,9 @@
  * inf and NaN weights the outputs must be NaN / the same infinity where the
  * evaluator's are. */
 #include "cg_test.h"
+#include "qmatmul_test_util.h"
 
-static void fake_parallel_for(lb_jit_task_fn fn, void *ctx, int64_t n, int64_t grain) {
-  int64_t pos = 0, sz = grain < 1 ? 1 : grain;
-  while (pos < n) {
-    int64_t e = pos + sz < n ? pos + sz : n;
-    fn(ctx, pos, e);
-    pos = e;
-    sz = sz * 2 + 1;
-  }
-}
-
-struct tgt {
-  const char *name, *cpu, *features;
-};
-static const struct tgt targets[] = {
+static const struct qmm_target targets[] = {
     {"host", NULL, NULL},
     {"x86-64-v3", "x86-64-v3", NULL},
     {"x86-64", "x86-64", NULL},
@@ -52,7 +40,7 @@ static uint16_t weight(int64_t n, int specials) {
   return lb_f16_encode((float)ldexp(gauss(), (int)(n % 29) - 20));
 }
 
-static void run_case(const struct hcase *c, const struct tgt *t) {
+static void run_case(const struct hcase *c, const struct qmm_target *t) {
   struct lb_graph *g = lb_graph_new("qmmh");
   int64_t M = c->M, K = c->K, N = c->N;
   struct lb_value *a = input(g, "a", TY(F32, M, K));
@@ -61,40 +49,16 @@ static void run_case(const struct hcase *c, const struct tgt *t) {
   struct lb_type wt = TY(F16, K, N);
   struct lb_value *w = lb_graph_add_const(g, "w", &wt, wd)->outputs[0];
   free(wd);
-  struct lb_value *ins[3] = {a, w, c->bias ? input(g, "bias", TY(F32, N)) : NULL};
-  struct lb_node *n = lb_graph_add_node(g, LB_OP_QMATMUL, "qmm", ins, c->bias ? 3 : 2, NULL, 1);
-  lb_node_set_attr_string(g, n, "a_quant", "none");
-  if (c->act) lb_node_set_attr_string(g, n, "act", c->act);
+  struct lb_node *n = qmm_add_node(g, a, w, c->bias ? input(g, "bias", TY(F32, N)) : NULL, "none", c->act);
   finish(g, n);
-  struct lb_diag d;
-  lb_diag_init(&d, "verify");
-  if (lb_graph_verify(g, &d) != LB_OK) fprintf(stderr, "%s", d.text ? d.text : "");
-  assert_int_equal(lb_graph_verify(g, &d), LB_OK);
-  lb_diag_free(&d);
-  plan_simple(g);
-
-  lb_diag_init(&d, "test");
-  struct lb_jit *j = NULL;
-  struct lb_codegen_options o = {.opt_level = 3, .model_name = "t", .cpu = t->cpu, .features = t->features};
-  enum lb_status st = lb_jit_compile(g, &o, &j, &d);
-  if (st != LB_OK) fprintf(stderr, "%s: compile failed: %s\n", t->name, d.text ? d.text : "?");
-  assert_int_equal(st, LB_OK);
-  lb_diag_free(&d);
 
   int64_t na = M * K, ny = M * N;
   float *av = xalloc(na * 4), *bv = xalloc(N * 4);
   fill_random(av, LB_DTYPE_F32, na, -3.6, 3.6);
   fill_random(bv, LB_DTYPE_F32, N, -2, 2);
-  float *y = xalloc(ny * 4), *ref = xalloc(ny * 4);
-  void *act = xalloc(lb_jit_activations_size(j) + 64);
-  memset(y, 0xcd, (size_t)(ny * 4));
-  const void *in[2] = {av, bv};
-  assert_int_equal(lb_jit_run(j, in, (void *[]){y}, act), 0);
+  struct qmm_outputs r = qmm_run(g, n, t, av, bv);
+  const float *y = r.y, *ref = r.ref;
   const uint16_t *h = lb_value_const_data(g, w);
-  const void *nin[3] = {av, h, bv};
-  lb_diag_init(&d, "ref");
-  assert_int_equal(lb_eval_node(g, n, nin, (void *[]){ref}, &d), LB_OK);
-  lb_diag_free(&d);
 
   int64_t n_nan = 0, n_inf = 0;
   for (int64_t i = 0; i < ny; i++) {
@@ -107,8 +71,7 @@ static void run_case(const struct hcase *c, const struct tgt *t) {
     }
     n_nan += isnan(want) != 0;
     n_inf += isinf(want) != 0; /* glibc: -1 for -inf */
-    bool ok = isnan(want) ? isnan(got) : isinf(want) ? got == want : fabs(got - want) <= tol;
-    if (!ok) {
+    if (!qmm_float_match(got, want, tol)) {
       fprintf(stderr, "%s: f16%s act=%s M=%lld K=%lld N=%lld: elem %lld: got %.9g want %.9g\n", t->name,
               c->specials ? " specials" : "", c->act ? c->act : "none", (long long)M, (long long)K, (long long)N,
               (long long)i, got, want);
@@ -119,10 +82,7 @@ static void run_case(const struct hcase *c, const struct tgt *t) {
   if (c->specials == 2) assert_true(n_inf > 0); /* and infinities that stay infinite */
   free(av);
   free(bv);
-  free(y);
-  free(ref);
-  free(act);
-  lb_jit_free(j);
+  qmm_outputs_free(&r);
   lb_graph_free(g);
 }
 
@@ -146,20 +106,18 @@ static const struct hcase cases[] = {
 
 static void test_all(void **s) {
   (void)s;
-  for (int t = 0; t < N_TARGETS; t++)
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &targets[t]);
+  QMM_RUN_CASES(run_case, cases, targets, N_TARGETS, 1);
 }
 
 /* Large enough to go parallel; tasks start mid-chunk under the fake parallel_for. */
 static void test_parallel(void **s) {
   (void)s;
-  lb_jit_set_parallel_for(fake_parallel_for);
+  lb_jit_set_parallel_for(qmm_chunked_parallel_for);
   static const struct hcase par[] = {
       {1, 1024, 1000, 0, "none", true},
       {130, 256, 200, 0, "relu", true},
   };
-  for (int t = 0; t < N_TARGETS; t += 2)
-    for (size_t i = 0; i < sizeof par / sizeof par[0]; i++) run_case(&par[i], &targets[t]);
+  QMM_RUN_CASES(run_case, par, targets, N_TARGETS, 2);
   lb_jit_set_parallel_for(NULL);
 }
 
@@ -178,15 +136,9 @@ static void test_verify(void **s) {
       *q = (struct lb_qparams){.bits = 16, .axis = -1, .symmetric = true, .n = 1, .scales = sc};
       w->qparams = q;
     }
-    struct lb_value *ins[2] = {a, w};
-    struct lb_node *n = lb_graph_add_node(g, LB_OP_QMATMUL, "qmm", ins, 2, NULL, 1);
-    lb_node_set_attr_string(g, n, "a_quant", v == 1 ? "dynamic" : "none");
+    struct lb_node *n = qmm_add_node(g, a, w, NULL, v == 1 ? "dynamic" : "none", NULL);
     finish(g, n);
-    struct lb_diag d;
-    lb_diag_init(&d, "verify");
-    assert_int_not_equal(lb_graph_verify(g, &d), LB_OK);
-    assert_non_null(strstr(d.text, v == 1 ? "f16 weights take a_quant=\"none\"" : "const f16[K,N] without qparams"));
-    lb_diag_free(&d);
+    qmm_expect_verify_error(g, v == 1 ? "f16 weights take a_quant=\"none\"" : "const f16[K,N] without qparams");
     lb_graph_free(g);
   }
 }

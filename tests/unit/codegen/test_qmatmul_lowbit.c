@@ -11,28 +11,10 @@
  * (requantized +-1). a_quant none sums in f32 in another order than the
  * evaluator's double sum: |err| <= 1e-5 * sum_k |a * real_w|. */
 #include "cg_test.h"
+#include "qmatmul_test_util.h"
 
-static void fake_parallel_for(lb_jit_task_fn fn, void *ctx, int64_t n, int64_t grain) {
-  int64_t pos = 0, sz = grain < 1 ? 1 : grain;
-  while (pos < n) {
-    int64_t e = pos + sz < n ? pos + sz : n;
-    fn(ctx, pos, e);
-    pos = e;
-    sz = sz * 2 + 1;
-  }
-}
-
-struct tgt {
-  const char *name, *cpu, *features;
-};
-static const struct tgt targets[] = {
-    {"host (avx512 vnni)", NULL, NULL},
-    {"host -avx512vnni (vpmaddwd zmm)", NULL, "-avx512vnni"},
-    {"x86-64-v3 +avx512vl,+avx512vnni (vpdpbusd ymm)", "x86-64-v3", "+avx512f,+avx512vl,+avx512vnni"},
-    {"x86-64-v3 (vpmaddwd ymm)", "x86-64-v3", NULL},
-    {"x86-64 (vpmaddwd xmm)", "x86-64", NULL},
-};
-enum { N_TARGETS = sizeof targets / sizeof targets[0] };
+static const struct qmm_target *const targets = qmm_int_targets;
+enum { N_TARGETS = QMM_N_INT_TARGETS };
 
 struct qcase {
   int64_t M, K, N;
@@ -43,30 +25,14 @@ struct qcase {
   bool a_unsigned, bias;
 };
 
-static struct lb_qparams *mkqp(struct lb_graph *g, int bits, int32_t axis, int32_t group, const float *scales,
-                               int64_t n, const int32_t *zps, bool is_unsigned) {
-  struct lb_qparams *q = lb_arena_alloc(&g->arena, sizeof *q);
-  *q = (struct lb_qparams){.bits = bits, .axis = axis, .group_size = group, .symmetric = !zps,
-                           .is_unsigned = is_unsigned, .n = n};
-  q->scales = lb_arena_alloc(&g->arena, sizeof *q->scales * (size_t)n);
-  memcpy(q->scales, scales, sizeof *q->scales * (size_t)n);
-  if (zps) {
-    q->zero_points = lb_arena_alloc(&g->arena, sizeof *q->zero_points * (size_t)n);
-    memcpy(q->zero_points, zps, sizeof *q->zero_points * (size_t)n);
-  }
-  return q;
-}
-
-static bool exact_act(const char *act) { return !act || !strcmp(act, "none") || !strcmp(act, "relu"); }
-
-static void run_case(const struct qcase *c, const struct tgt *t) {
+static void run_case(const struct qcase *c, const struct qmm_target *t) {
   struct lb_graph *g = lb_graph_new("qmm4");
   int64_t M = c->M, K = c->K, N = c->N;
   struct lb_value *a = input(g, "a", TY(F32, M, K));
   bool none = !strcmp(c->a_quant, "none"), stat = !strcmp(c->a_quant, "static");
   float sa = c->a_unsigned ? 6.0f / 255 : 3.0f / 127;
   int32_t za = c->a_unsigned ? 117 : 0;
-  if (stat) a->qparams = mkqp(g, 8, -1, 0, &sa, 1, c->a_unsigned ? &za : NULL, c->a_unsigned);
+  if (stat) a->qparams = qmm_qparams(g, 8, -1, 0, &sa, 1, c->a_unsigned ? &za : NULL, c->a_unsigned);
   int64_t ng = c->group ? (K + c->group - 1) / c->group : 1, ns = ng * N;
   int lo = c->asym ? 0 : -(1 << (c->bits - 1)), span = 1 << c->bits;
   int8_t *wd = malloc((size_t)(K * N) + 1);
@@ -81,32 +47,16 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
     ws[i] = (float)(16 + rng_u64() % 400) / 4096.0f;
     zps[i] = (int32_t)(rng_u64() % (uint64_t)span);
   }
-  w->qparams = mkqp(g, c->bits, 1, c->group, ws, ns, c->asym ? zps : NULL, c->asym);
-  struct lb_value *ins[3] = {a, w, c->bias ? input(g, "bias", TY(F32, N)) : NULL};
-  struct lb_node *n = lb_graph_add_node(g, LB_OP_QMATMUL, "qmm", ins, c->bias ? 3 : 2, NULL, 1);
-  lb_node_set_attr_string(g, n, "a_quant", c->a_quant);
-  if (c->act) lb_node_set_attr_string(g, n, "act", c->act);
+  w->qparams = qmm_qparams(g, c->bits, 1, c->group, ws, ns, c->asym ? zps : NULL, c->asym);
+  struct lb_node *n = qmm_add_node(g, a, w, c->bias ? input(g, "bias", TY(F32, N)) : NULL, c->a_quant, c->act);
   if (c->ydt != LB_DTYPE_F32) {
     float sy = (float)(0.002 * sqrt((double)K));
     bool u = c->ydt == LB_DTYPE_U8;
     int32_t zy = u ? 60 : 0;
     n->outputs[0]->type.dtype = c->ydt;
-    n->outputs[0]->qparams = mkqp(g, 8, -1, 0, &sy, 1, u ? &zy : NULL, u);
+    n->outputs[0]->qparams = qmm_qparams(g, 8, -1, 0, &sy, 1, u ? &zy : NULL, u);
   }
   finish(g, n);
-  struct lb_diag d;
-  lb_diag_init(&d, "verify");
-  assert_int_equal(lb_graph_verify(g, &d), LB_OK);
-  lb_diag_free(&d);
-  plan_simple(g);
-
-  lb_diag_init(&d, "test");
-  struct lb_jit *j = NULL;
-  struct lb_codegen_options o = {.opt_level = 3, .model_name = "t", .cpu = t->cpu, .features = t->features};
-  enum lb_status st = lb_jit_compile(g, &o, &j, &d);
-  if (st != LB_OK) fprintf(stderr, "%s: compile failed: %s\n", t->name, d.text ? d.text : "?");
-  assert_int_equal(st, LB_OK);
-  lb_diag_free(&d);
 
   int64_t na = M * K, ny = M * N;
   float *av = xalloc(na * 4), *bv = xalloc(N * 4);
@@ -114,18 +64,11 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
   for (int64_t i = 0; i < na && M > 1; i++) /* one row of zeros (dynamic: scale 1) */
     if (i / K == 1) av[i] = 0;
   fill_random(bv, LB_DTYPE_F32, N, -2, 2);
-  int esz = lb_dtype_traits[c->ydt].size;
-  void *y = xalloc(ny * esz), *ref = xalloc(ny * esz), *act = xalloc(lb_jit_activations_size(j) + 64);
-  memset(y, 0xcd, (size_t)(ny * esz));
-  const void *in[2] = {av, bv};
-  assert_int_equal(lb_jit_run(j, in, (void *[]){y}, act), 0);
+  struct qmm_outputs r = qmm_run(g, n, t, av, bv);
+  const void *y = r.y, *ref = r.ref;
   const int8_t *codes = lb_value_const_data(g, w);
-  const void *nin[3] = {av, codes, bv};
-  lb_diag_init(&d, "ref");
-  assert_int_equal(lb_eval_node(g, n, nin, (void *[]){ref}, &d), LB_OK);
-  lb_diag_free(&d);
 
-  bool exact = !none && exact_act(c->act);
+  bool exact = !none && qmm_exact_act(c->act);
   for (int64_t i = 0; i < ny; i++) {
     double got = get_elem(y, c->ydt, i), want = get_elem(ref, c->ydt, i), tol;
     if (c->ydt != LB_DTYPE_F32) {
@@ -152,12 +95,9 @@ static void run_case(const struct qcase *c, const struct tgt *t) {
   }
   free(av);
   free(bv);
-  free(y);
-  free(ref);
-  free(act);
   free(ws);
   free(zps);
-  lb_jit_free(j);
+  qmm_outputs_free(&r);
   lb_graph_free(g);
 }
 
@@ -213,14 +153,13 @@ static const struct qcase cases[] = {
 
 static void test_all(void **s) {
   (void)s;
-  for (int t = 0; t < N_TARGETS; t++)
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], &targets[t]);
+  QMM_RUN_CASES(run_case, cases, targets, N_TARGETS, 1);
 }
 
 /* Large enough to go parallel; tasks start mid-chunk under the fake parallel_for. */
 static void test_parallel(void **s) {
   (void)s;
-  lb_jit_set_parallel_for(fake_parallel_for);
+  lb_jit_set_parallel_for(qmm_chunked_parallel_for);
   static const struct qcase par[] = {
       {1, 1024, 1000, 4, 32, false, "dynamic", "none", F32, false, true},
       {1, 1024, 1000, 4, 32, true, "none", "none", F32, false, true},
@@ -229,8 +168,7 @@ static void test_parallel(void **s) {
       {128, 250, 300, 4, 32, false, "none", "relu", F32, false, true},
       {7, 1000, 500, 2, 32, true, "none", "none", F32, false, true},
   };
-  for (int t = 0; t < N_TARGETS; t += 2)
-    for (size_t i = 0; i < sizeof par / sizeof par[0]; i++) run_case(&par[i], &targets[t]);
+  QMM_RUN_CASES(run_case, par, targets, N_TARGETS, 2);
   lb_jit_set_parallel_for(NULL);
 }
 

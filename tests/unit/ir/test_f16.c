@@ -13,19 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "float_bits.h"
 #include "ir/ir.h"
-
-static float from_bits(uint32_t b) {
-  float f;
-  memcpy(&f, &b, sizeof f);
-  return f;
-}
-
-static uint32_t to_bits(float f) {
-  uint32_t b;
-  memcpy(&b, &f, sizeof b);
-  return b;
-}
 
 #ifdef __FLT16_MAX__
 static float ref_decode(uint16_t h) {

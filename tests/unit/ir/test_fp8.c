@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "float_bits.h"
 #include "ir/ir.h"
 
 struct fp8_case {
@@ -18,18 +19,6 @@ struct fp8_case {
   uint8_t code;
 };
 #include "fp8_ref.h"
-
-static float from_bits(uint32_t b) {
-  float f;
-  memcpy(&f, &b, sizeof f);
-  return f;
-}
-
-static uint32_t to_bits(float f) {
-  uint32_t b;
-  memcpy(&b, &f, sizeof b);
-  return b;
-}
 
 static void check_decode(enum lb_qfloat f, const uint32_t *want) {
   for (int c = 0; c < 256; c++) {
