@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "codegen/calibrate.h"
+#include "codegen/quant_report.h"
 #include "codegen/sensitivity.h"
 #include "passes/quantize.h"
 
@@ -784,7 +785,7 @@ static enum lb_status layers_from_plan(struct mixed *m, const char *path, const 
   return st;
 }
 
-/* ---- the flow ---------------------------------------------------------------------------- */
+/* ---- the summary line ------------------------------------------------------------------- */
 
 static void summary(const struct mixed *m, const struct lb_mixed_options *o) {
   int64_t w, b;
@@ -898,6 +899,62 @@ static void fill_result(const struct mixed *m, const struct lb_mixed_options *o,
       .uniform = rs->uniform, .model_error = NAN};
 }
 
+/* ---- --max-loss, measured --------------------------------------------------------------- */
+
+/* The choice under the budget: exact or greedy; max_loss 0 = none. */
+static enum lb_status choose_once(struct mixed *m, const struct lb_mixed_options *o, double bits, double max_loss,
+                                  struct lb_diag *d) {
+  for (int32_t i = 0; i < m->n_layers; i++)
+    if (!m->layers[i].fixed) m->layers[i].choice = -1;
+  if (o->exact) return choose_exact(m, bits, max_loss, d);
+  return max_loss > 0 ? choose_within_loss(m, max_loss, bits, d) : choose(m, bits, d);
+}
+
+/* The metric of g with the current choices grafted, against g, on the samples. */
+static enum lb_status measure_plan(const struct lb_graph *g, const struct mixed *m, const struct lb_mixed_options *o,
+                                   double *out, struct lb_diag *d) {
+  struct lb_graph *q = lb_graph_clone(g);
+  enum lb_status st = LB_OK;
+  for (int32_t i = 0; st == LB_OK && i < m->n_layers; i++)
+    if (m->layers[i].choice > 0) st = lb_sens_graft(q, m->cand_g[m->layers[i].choice], m->layers[i].value, d);
+  if (st == LB_OK) st = lb_pass_manager_run(q, "dce", NULL, d);
+  struct lb_quant_report_options ro = {.cg = o->jit, .calib_dir = o->calib_dir};
+  struct lb_quant_comparison cmp = {.output_metric = NAN};
+  if (st == LB_OK) st = lb_quant_compare(g, q, NULL, 0, m->metric, &ro, &cmp, d);
+  lb_graph_free(q);
+  *out = cmp.output_metric;
+  return st;
+}
+
+/* --max-loss holds for the model, not only for the estimate: the summed
+ * single-layer errors can under-estimate what the layers do together, so the
+ * chosen plan is compiled and measured, and while the measurement exceeds the
+ * loss the choice is made again against a loss shrunk by the ratio seen. */
+static enum lb_status choose_measured(const struct lb_graph *g, struct mixed *m, const struct lb_mixed_options *o,
+                                      double bits, struct lb_diag *d) {
+  enum { MAX_ROUNDS = 6 };
+  double target = o->max_loss, measured = NAN;
+  for (int round = 0; round < MAX_ROUNDS; round++) {
+    enum lb_status st = choose_once(m, o, bits, target, d);
+    if (st != LB_OK) return st;
+    int64_t w, b;
+    double estimated;
+    totals(m, &w, &b, &estimated);
+    st = measure_plan(g, m, o, &measured, d);
+    if (st != LB_OK) return st;
+    fprintf(stderr, "lowbit: --max-loss %g: plan at %.3f bits/weight, estimated %.4g, measured %.4g%s\n", o->max_loss,
+            w ? (double)b * 8 / (double)w : 0.0, estimated, measured,
+            measured <= o->max_loss ? "" : ": over, choosing again");
+    if (measured <= o->max_loss) return LB_OK;
+    if (!(estimated > 0) || !isfinite(measured)) break;
+    target = estimated * fmin(0.9, o->max_loss / measured); /* at least 10% tighter: always progress */
+  }
+  return lb_diag_error(d, LB_ERR_USAGE, NULL,
+                       "no plan found whose measured error is within --max-loss %g (the last measured %.4g); "
+                       "give a larger loss or keep more layers float",
+                       o->max_loss, measured);
+}
+
 /* ---- the flow ---------------------------------------------------------------------------- */
 
 static bool add_cands(struct mixed *m, const char *list, struct lb_diag *d) {
@@ -972,8 +1029,8 @@ enum lb_status lb_mixed_run(struct lb_graph *g, const struct lb_mixed_options *o
     double bits = INFINITY;
     if (o->target_bpw > 0) bits = o->target_bpw * (double)weights;
     if (o->max_bytes > 0) bits = fmin(bits, (double)o->max_bytes * 8);
-    if (o->exact) st = choose_exact(&m, bits, o->max_loss, d);
-    else st = o->max_loss > 0 ? choose_within_loss(&m, o->max_loss, bits, d) : choose(&m, bits, d);
+    st = o->max_loss > 0 ? choose_measured(g, &m, o, bits, d) : o->exact ? choose_exact(&m, bits, 0, d)
+                                                                       : choose(&m, bits, d);
   }
   if (st == LB_OK && o->result) {
     fill_result(&m, o, choosing, d->file, o->result);
