@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "codegen/cg.h"
+#include "codegen/qmatmul_desc.h"
 
 enum qmm_isa {
   QMM_VNNI,    /* x86 vpdpbusd: avx512vnni (zmm; ymm with avx512vl) or avxvnni (ymm) */
@@ -48,18 +49,13 @@ enum qmm_isa {
 };
 
 struct qmm {
+  struct lb_qmm_desc d;  /* shapes, dtypes, act, a_quant, input and output qparams */
   enum qmm_isa isa;
   int vl, nv, mr, kg;    /* lanes, vectors per panel, rows per microkernel, k per lane */
-  int64_t R, K, N, Kp, np;
+  int64_t Kp, np;
   int64_t MC, nmc;       /* rows per M-chunk, chunks */
-  enum lb_dtype adt, ydt, bdt; /* input, output, activation buffer element */
-  bool dynamic, none, has_bias;
+  enum lb_dtype bdt;     /* activation buffer element */
   int32_t a_off;         /* added to quantized activations in the buffer */
-  float sa;              /* static input scale */
-  int32_t za, qlo, qhi;  /* static input zero point and integer range */
-  float sy;              /* requantized output scale and zero point */
-  int32_t zy;
-  const char *act;
   LLVMValueRef wp, corr, scale; /* packed weights, i32 correction, f32 scale per column */
   LLVMValueRef uk[2][2];        /* microkernels: [partial panel][remainder rows] */
 };
@@ -164,7 +160,7 @@ static void qmm_choose_isa(struct lb_cg *cg, struct qmm *q) {
     bool vnni256 = (vnni512 && target_has(cg, "avx512f", cpus_avx512bw) && target_has(cg, "avx512vl", cpus_avx512vl)) ||
                    target_has(cg, "avxvnni", cpus_avxvnni);
     q->vl = z512 ? 16 : avx2 ? 8 : 4;
-    if (q->none) {
+    if (q->d.none) {
       /* 32 zmm: 6 x 4 accumulators; 16 ymm/xmm: 6 x 2 */
       q->isa = QMM_FLOAT;
       q->vl = cg->vbits >= 512 ? 16 : cg->vbits >= 256 ? 8 : 4;
@@ -181,7 +177,7 @@ static void qmm_choose_isa(struct lb_cg *cg, struct qmm *q) {
     }
   } else {
     q->vl = 4;
-    if (q->none) q->isa = QMM_FLOAT, q->nv = 4, q->mr = 6;
+    if (q->d.none) q->isa = QMM_FLOAT, q->nv = 4, q->mr = 6;
     else if (aarch64_dotprod(cg)) q->isa = QMM_SDOT, q->nv = 4, q->mr = 6;
     else q->isa = QMM_WIDEN, q->nv = 4, q->mr = 4;
   }
@@ -193,7 +189,7 @@ static void qmm_choose_isa(struct lb_cg *cg, struct qmm *q) {
   case QMM_FLOAT: q->kg = 1, q->bdt = LB_DTYPE_F32; break;
   }
   /* shift the activations into the buffer type's range (see the header) */
-  bool q_unsigned = !q->dynamic && q->qlo == 0;
+  bool q_unsigned = !q->d.dynamic && q->d.qlo == 0;
   q->a_off = q->isa == QMM_VNNI && !q_unsigned ? 128 : q->isa == QMM_SDOT && q_unsigned ? -128 : 0;
 }
 
@@ -201,7 +197,7 @@ static void qmm_choose_isa(struct lb_cg *cg, struct qmm *q) {
 
 static void qmm_pack(struct lb_cg *cg, struct qmm *q, const int8_t *w, const struct lb_qparams *qw) {
   int NR = q->nv * q->vl, kg = q->kg;
-  int64_t K = q->K, N = q->N, Kp = q->Kp, Np = q->np * NR;
+  int64_t K = q->d.K, N = q->d.N, Kp = q->Kp, Np = q->np * NR;
   size_t psize = (size_t)(q->np * Kp * NR);
   int8_t *pk = calloc(psize ? psize : 1, 1);
   int32_t *corr = calloc((size_t)Np, sizeof *corr);
@@ -218,10 +214,10 @@ static void qmm_pack(struct lb_cg *cg, struct qmm *q, const int8_t *w, const str
   for (int64_t n = 0; n < N; n++) {
     int32_t colsum = 0;
     for (int64_t k = 0; k < K; k++) colsum += w[k * N + n];
-    corr[n] = -(q->a_off + q->za) * colsum;
+    corr[n] = -(q->a_off + q->d.za) * colsum;
     float ws = qw->scales[qw->n == 1 ? 0 : n];
     /* static: the contract's (sa * scale[n]) rounded to f32, folded here */
-    scale[n] = q->none || q->dynamic ? ws : q->sa * ws;
+    scale[n] = q->d.none || q->d.dynamic ? ws : q->d.sa * ws;
   }
   q->wp = lb_cg_global_data(cg, "qw", pk, psize ? psize : 1);
   q->corr = lb_cg_global_data(cg, "qcorr", corr, (size_t)Np * sizeof *corr);
@@ -308,17 +304,17 @@ static LLVMValueRef emit_qrows(struct lb_cg *cg, const struct qmm *q) {
   LLVMBuilderRef B = cg->b;
   LLVMValueRef a = LLVMGetParam(fn, 0), buf = LLVMGetParam(fn, 1), rsc = LLVMGetParam(fn, 2);
   LLVMTypeRef f32 = cg->t_f32, bt = lb_cg_type(cg, q->bdt);
-  bool af = q->adt == LB_DTYPE_F32;
+  bool af = q->d.adt == LB_DTYPE_F32;
   struct lb_cg_loop rl, kl;
   lb_cg_for(cg, &rl, lb_cg_i64(cg, 0), LLVMGetParam(fn, 3));
-  LLVMValueRef arow = LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->K), "");
+  LLVMValueRef arow = LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->d.K), "");
   LLVMValueRef brow = lb_cg_gep(cg, bt, buf, LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->Kp), ""));
-  LLVMValueRef sa = LLVMConstReal(f32, q->sa);
-  if (q->dynamic) {
+  LLVMValueRef sa = LLVMConstReal(f32, q->d.sa);
+  if (q->d.dynamic) {
     /* max|x| in vectors, then the tail (the loop vectorizer leaves maxnum
      * reductions scalar); maxnum ignores NaN, as the evaluator's fabsf(x) > amax */
     LLVMValueRef zero = LLVMConstReal(f32, 0), vzero = LLVMConstNull(vty(f32, q->vl));
-    int64_t nvec = q->K / q->vl;
+    int64_t nvec = q->d.K / q->vl;
     struct lb_cg_rloop mv, mx;
     lb_cg_rfor(cg, &mv, lb_cg_i64(cg, 0), lb_cg_i64(cg, nvec), 1, &vzero);
     LLVMValueRef xi = LLVMBuildNSWAdd(B, arow, LLVMBuildNSWMul(B, mv.l.i, lb_cg_i64(cg, q->vl), ""), "");
@@ -326,7 +322,7 @@ static LLVMValueRef emit_qrows(struct lb_cg *cg, const struct qmm *q) {
     LLVMValueRef nv = call2(cg, "llvm.maxnum", mv.phi[0], call1(cg, "llvm.fabs", xv));
     lb_cg_rfor_end(cg, &mv, &nv);
     LLVMValueRef vmax = lb_cg_intrin(cg, "llvm.vector.reduce.fmax", vty(f32, q->vl), &mv.out[0], 1);
-    lb_cg_rfor(cg, &mx, lb_cg_i64(cg, nvec * q->vl), lb_cg_i64(cg, q->K), 1, &vmax);
+    lb_cg_rfor(cg, &mx, lb_cg_i64(cg, nvec * q->vl), lb_cg_i64(cg, q->d.K), 1, &vmax);
     LLVMValueRef x = lb_cg_load(cg, LB_DTYPE_F32, a, LLVMBuildNSWAdd(B, arow, mx.l.i, ""));
     LLVMValueRef nx = call2(cg, "llvm.maxnum", mx.phi[0], call1(cg, "llvm.fabs", x));
     lb_cg_rfor_end(cg, &mx, &nx);
@@ -335,19 +331,19 @@ static LLVMValueRef emit_qrows(struct lb_cg *cg, const struct qmm *q) {
                          LLVMBuildFDiv(B, amax, LLVMConstReal(f32, 127), ""), "");
     lb_cg_store(cg, LB_DTYPE_F32, rsc, rl.i, sa);
   }
-  lb_cg_for_c(cg, &kl, 0, q->K);
+  lb_cg_for_c(cg, &kl, 0, q->d.K);
   LLVMValueRef qv;
   if (af) {
     LLVMValueRef x = lb_cg_load(cg, LB_DTYPE_F32, a, LLVMBuildNSWAdd(B, arow, kl.i, ""));
     LLVMValueRef r = call1(cg, "llvm.rint", LLVMBuildFDiv(B, x, sa, ""));
-    qv = sat_int(cg, r, q->za, q->qlo, q->qhi, cg->t_i32);
+    qv = sat_int(cg, r, q->d.za, q->d.qlo, q->d.qhi, cg->t_i32);
   } else {
-    qv = lb_cg_convert(cg, lb_cg_load(cg, q->adt, a, LLVMBuildNSWAdd(B, arow, kl.i, "")), q->adt, LB_DTYPE_I32);
+    qv = lb_cg_convert(cg, lb_cg_load(cg, q->d.adt, a, LLVMBuildNSWAdd(B, arow, kl.i, "")), q->d.adt, LB_DTYPE_I32);
   }
   qv = LLVMBuildTrunc(B, LLVMBuildAdd(B, qv, lb_cg_i32(cg, q->a_off), ""), bt, "");
   lb_cg_store_ty(cg, bt, brow, kl.i, qv, 1);
   lb_cg_for_end(cg, &kl);
-  for (int64_t k = q->K; k < q->Kp; k++) lb_cg_store_ty(cg, bt, brow, lb_cg_i64(cg, k), LLVMConstNull(bt), 1);
+  for (int64_t k = q->d.K; k < q->Kp; k++) lb_cg_store_ty(cg, bt, brow, lb_cg_i64(cg, k), LLVMConstNull(bt), 1);
   lb_cg_for_end(cg, &rl);
   fn_end(cg, saved, bb);
   return fn;
@@ -427,7 +423,7 @@ static LLVMValueRef emit_uk(struct lb_cg *cg, const struct qmm *q, int mr, int64
   int VL = q->vl, NV = q->nv;
   bool fl = q->isa == QMM_FLOAT;
   LLVMTypeRef f32 = cg->t_f32, AT = vty(fl ? f32 : cg->t_i32, VL), FT = vty(f32, VL);
-  int64_t astride = fl ? q->K * 4 : q->Kp * lb_dtype_traits[q->bdt].size;
+  int64_t astride = fl ? q->d.K * 4 : q->Kp * lb_dtype_traits[q->bdt].size;
   /* W8 at batch 1: too few accumulators to cover the FMA latency; sum even
    * and odd k separately */
   int ku = fl && mr * NV < 8 ? 2 : 1, nacc = mr * NV;
@@ -449,7 +445,7 @@ static LLVMValueRef emit_uk(struct lb_cg *cg, const struct qmm *q, int mr, int64
     for (int i = 0; i < nacc; i++) acc[i] = LLVMBuildFAdd(B, acc[i], acc[s * nacc + i], "");
 
   /* epilogue */
-  bool yint = q->ydt != LB_DTYPE_F32;
+  bool yint = q->d.ydt != LB_DTYPE_F32;
   for (int j = 0; j < NV; j++) {
     int64_t valid = nvalid - (int64_t)j * VL;
     if (valid <= 0) break;
@@ -458,7 +454,7 @@ static LLVMValueRef emit_uk(struct lb_cg *cg, const struct qmm *q, int mr, int64
     LLVMValueRef sc = ld(cg, FT, lb_cg_gep(cg, f32, scale, col));
     LLVMValueRef cv = fl ? NULL : ld(cg, AT, lb_cg_gep(cg, cg->t_i32, corr, col));
     LLVMValueRef bv = NULL;
-    if (q->has_bias) {
+    if (q->d.has_bias) {
       LLVMValueRef p = lb_cg_gep(cg, f32, bias, col);
       bv = mask ? masked_load(cg, FT, p, mask) : ld(cg, FT, p);
     }
@@ -466,16 +462,16 @@ static LLVMValueRef emit_uk(struct lb_cg *cg, const struct qmm *q, int mr, int64
       LLVMValueRef v = acc[i * NV + j], s = sc;
       if (!fl) {
         v = LLVMBuildSIToFP(B, LLVMBuildAdd(B, v, cv, ""), FT, "");
-        if (q->dynamic) s = LLVMBuildFMul(B, lb_cg_splat(cg, lb_cg_load(cg, LB_DTYPE_F32, rsc, lb_cg_i64(cg, i)), VL), s, "");
+        if (q->d.dynamic) s = LLVMBuildFMul(B, lb_cg_splat(cg, lb_cg_load(cg, LB_DTYPE_F32, rsc, lb_cg_i64(cg, i)), VL), s, "");
       }
       v = LLVMBuildFMul(B, v, s, "");
       if (bv) v = LLVMBuildFAdd(B, v, bv, "");
-      v = lb_cg_act(cg, q->act, v);
-      LLVMValueRef yi = lb_cg_i64(cg, i * q->N + (int64_t)j * VL);
+      v = lb_cg_act(cg, q->d.act, v);
+      LLVMValueRef yi = lb_cg_i64(cg, i * q->d.N + (int64_t)j * VL);
       if (yint) {
-        bool u = q->ydt == LB_DTYPE_U8;
-        LLVMValueRef r8 = call1(cg, "llvm.rint", LLVMBuildFDiv(B, v, lb_cg_fconst(FT, q->sy), ""));
-        v = LLVMBuildTrunc(B, sat_int(cg, r8, q->zy, u ? 0 : -128, u ? 255 : 127, vty(cg->t_i32, VL)),
+        bool u = q->d.ydt == LB_DTYPE_U8;
+        LLVMValueRef r8 = call1(cg, "llvm.rint", LLVMBuildFDiv(B, v, lb_cg_fconst(FT, q->d.sy), ""));
+        v = LLVMBuildTrunc(B, sat_int(cg, r8, q->d.zy, u ? 0 : -128, u ? 255 : 127, vty(cg->t_i32, VL)),
                            vty(cg->t_i8, VL), "");
       }
       LLVMValueRef p = lb_cg_gep(cg, yint ? cg->t_i8 : f32, y, yi);
@@ -493,13 +489,13 @@ static void qmm_body(struct lb_cg *cg, struct qmm *q, LLVMValueRef *in, LLVMValu
   LLVMBuilderRef B = cg->b;
   int NR = q->nv * q->vl, MR = q->mr;
   int64_t units = q->nmc * q->np;
-  int64_t lastcols = q->N - (q->np - 1) * NR, lastrows = q->R - (q->nmc - 1) * q->MC;
-  bool par = lb_cg_want_parallel(cg, 2 * q->R * q->N * q->K);
-  LLVMValueRef ptrs[3] = {in[0], out[0], q->has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
+  int64_t lastcols = q->d.N - (q->np - 1) * NR, lastrows = q->d.R - (q->nmc - 1) * q->MC;
+  bool par = lb_cg_want_parallel(cg, 2 * q->d.R * q->d.N * q->d.K);
+  LLVMValueRef ptrs[3] = {in[0], out[0], q->d.has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
   struct lb_cg_par p;
   lb_cg_par_begin(cg, &p, units, 1, par, ptrs, 3, inr, &begin, &end);
   LLVMValueRef buf = NULL, rsc = LLVMConstNull(cg->t_ptr), qrows = NULL;
-  if (!q->none) {
+  if (!q->d.none) {
     /* the chunk's quantized rows, in the task's stack frame */
     buf = LLVMBuildAlloca(B, LLVMArrayType2(lb_cg_type(cg, q->bdt), (uint64_t)(q->MC * q->Kp + 1)), "qa");
     LLVMSetAlignment(buf, 64);
@@ -514,8 +510,9 @@ static void qmm_body(struct lb_cg *cg, struct qmm *q, LLVMValueRef *in, LLVMValu
   LLVMValueRef r0 = LLVMBuildNSWMul(B, mc, lb_cg_i64(cg, q->MC), "");
   LLVMValueRef is_lastm = LLVMBuildICmp(B, LLVMIntEQ, mc, lb_cg_i64(cg, q->nmc - 1), "");
   LLVMValueRef is_lastp = LLVMBuildICmp(B, LLVMIntEQ, pidx, lb_cg_i64(cg, q->np - 1), "");
-  LLVMValueRef a_row0 = lb_cg_gep(cg, lb_cg_type(cg, q->adt), inr[0], LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->K), ""));
-  if (!q->none) {
+  LLVMValueRef a_row0 =
+      lb_cg_gep(cg, lb_cg_type(cg, q->d.adt), inr[0], LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->d.K), ""));
+  if (!q->d.none) {
     struct lb_cg_if fq;
     LLVMValueRef enter = LLVMBuildOr(B, LLVMBuildICmp(B, LLVMIntEQ, u, begin, ""),
                                      LLVMBuildICmp(B, LLVMIntEQ, pidx, lb_cg_i64(cg, 0), ""), "");
@@ -528,11 +525,11 @@ static void qmm_body(struct lb_cg *cg, struct qmm *q, LLVMValueRef *in, LLVMValu
   LLVMValueRef n0 = LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, NR), "");
   LLVMValueRef wpan = at_bytes(cg, q->wp, LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, q->Kp * NR), ""));
   LLVMValueRef corr = lb_cg_gep(cg, cg->t_i32, q->corr, n0), scale = lb_cg_gep(cg, cg->t_f32, q->scale, n0);
-  LLVMValueRef bias = q->has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
-  LLVMTypeRef yt = lb_cg_type(cg, q->ydt);
-  LLVMValueRef y0 = lb_cg_gep(cg, yt, inr[1], LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->N), ""), n0, ""));
-  int64_t astride = q->none ? q->K * 4 : q->Kp * lb_dtype_traits[q->bdt].size;
-  LLVMValueRef abase = q->none ? a_row0 : buf;
+  LLVMValueRef bias = q->d.has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
+  LLVMTypeRef yt = lb_cg_type(cg, q->d.ydt);
+  LLVMValueRef y0 = lb_cg_gep(cg, yt, inr[1], LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->d.N), ""), n0, ""));
+  int64_t astride = q->d.none ? q->d.K * 4 : q->Kp * lb_dtype_traits[q->bdt].size;
+  LLVMValueRef abase = q->d.none ? a_row0 : buf;
   for (int pv = 0; pv < 2; pv++) {
     int64_t nvalid = pv ? lastcols : NR;
     struct lb_cg_if fp;
@@ -560,8 +557,8 @@ static void qmm_body(struct lb_cg *cg, struct qmm *q, LLVMValueRef *in, LLVMValu
           i0 = lb_cg_i64(cg, nfull * MR);
         }
         LLVMValueRef args[7] = {at_bytes(cg, abase, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, astride), "")), wpan,
-                                lb_cg_gep(cg, yt, y0, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, q->N), "")), corr,
-                                scale, bias, q->dynamic ? lb_cg_gep(cg, cg->t_f32, rsc, i0) : rsc};
+                                lb_cg_gep(cg, yt, y0, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, q->d.N), "")), corr,
+                                scale, bias, q->d.dynamic ? lb_cg_gep(cg, cg->t_f32, rsc, i0) : rsc};
         LLVMBuildCall2(B, LLVMGlobalGetValueType(uk), uk, args, 7, "");
         if (!part) lb_cg_for_end(cg, &ml);
       }
@@ -574,9 +571,9 @@ static void qmm_body(struct lb_cg *cg, struct qmm *q, LLVMValueRef *in, LLVMValu
 }
 
 enum lb_status lb_cg_emit_qmatmul(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
-  struct lb_value *av = n->inputs[0], *wv = n->inputs[1], *yv = n->outputs[0];
+  struct lb_value *wv = n->inputs[1];
   const int8_t *w = lb_value_const_data(cg->g, wv);
-  const struct lb_qparams *qw = wv->qparams, *qa = av->qparams, *qy = yv->qparams;
+  const struct lb_qparams *qw = wv->qparams;
   if (w && wv->type.dtype == LB_DTYPE_F16 && wv->type.shape.rank == 2 && !qw) /* f16 weights: no scales */
     return lb_cg_emit_qmatmul_lowbit(cg, n, in, out);
   if (!w || wv->type.dtype != (qw && qw->fp8 ? LB_DTYPE_U8 : LB_DTYPE_I8) || wv->type.shape.rank != 2 || !qw ||
@@ -586,51 +583,25 @@ enum lb_status lb_cg_emit_qmatmul(struct lb_cg *cg, struct lb_node *n, LLVMValue
     return lb_cg_emit_qmatmul_lowbit(cg, n, in, out);
   struct qmm q;
   memset(&q, 0, sizeof q);
-  q.K = wv->type.shape.dims[0];
-  q.N = wv->type.shape.dims[1];
-  q.adt = av->type.dtype;
-  q.ydt = yv->type.dtype;
-  q.R = q.N ? lb_shape_numel(&yv->type.shape) / q.N : 0; /* every leading dim of a is a row */
-  q.has_bias = n->n_inputs > 2 && n->inputs[2];
-  q.act = lb_node_attr_string(n, "act", "none");
-  const char *aq = lb_node_attr_string(n, "a_quant", "none");
-  q.none = !strcmp(aq, "none");
-  q.dynamic = !strcmp(aq, "dynamic");
-  if (q.R == 0 || q.N == 0) return LB_OK;
-  if (q.dynamic) {
-    q.qlo = -127, q.qhi = 127;
-  } else if (!q.none) {
-    if (!qa || qa->n != 1)
-      return lb_diag_error(cg->d, LB_ERR_INVALID, n, "a_quant=\"static\" needs per-tensor qparams on input 0");
-    q.sa = qa->scales[0];
-    q.za = qa->zero_points ? qa->zero_points[0] : 0;
-    q.qlo = qa->is_unsigned ? 0 : -128;
-    q.qhi = qa->is_unsigned ? 255 : 127;
-  }
-  if (q.ydt != LB_DTYPE_F32) {
-    if (!qy || qy->n != 1)
-      return lb_diag_error(cg->d, LB_ERR_INVALID, n, "an %s qmatmul output needs per-tensor qparams",
-                           lb_dtype_traits[q.ydt].name);
-    q.sy = qy->scales[0];
-    q.zy = qy->zero_points ? qy->zero_points[0] : 0;
-  }
+  enum lb_status st = lb_qmm_describe(n, &q.d, cg->d);
+  if (st != LB_OK || q.d.R == 0 || q.d.N == 0) return st;
   qmm_choose_isa(cg, &q);
   int NR = q.nv * q.vl;
-  q.Kp = (q.K + q.kg - 1) / q.kg * q.kg;
-  q.np = (q.N + NR - 1) / NR;
+  q.Kp = (q.d.K + q.kg - 1) / q.kg * q.kg;
+  q.np = (q.d.N + NR - 1) / NR;
   /* M-chunk: its quantized rows stay in L1 (32 KiB) next to the panel; W8
    * reads rows in place (k_matmul's 256 KiB rule) */
-  int64_t rowbytes = q.none ? q.K * 4 : q.Kp * lb_dtype_traits[q.bdt].size;
-  int64_t MC = (q.none ? 256 * 1024 : 32 * 1024) / (rowbytes + 1) / q.mr * q.mr;
+  int64_t rowbytes = q.d.none ? q.d.K * 4 : q.Kp * lb_dtype_traits[q.bdt].size;
+  int64_t MC = (q.d.none ? 256 * 1024 : 32 * 1024) / (rowbytes + 1) / q.mr * q.mr;
   if (MC < q.mr) MC = q.mr;
   if (MC > 240) MC = 240;
-  if (MC >= q.R) MC = q.R;
-  q.nmc = (q.R + MC - 1) / MC;
+  if (MC >= q.d.R) MC = q.d.R;
+  q.nmc = (q.d.R + MC - 1) / MC;
   if (q.nmc > 1) {
     /* even chunks, so that no thread is left with a long last one */
-    MC = (q.R + q.nmc - 1) / q.nmc;
+    MC = (q.d.R + q.nmc - 1) / q.nmc;
     MC = (MC + q.mr - 1) / q.mr * q.mr;
-    q.nmc = (q.R + MC - 1) / MC;
+    q.nmc = (q.d.R + MC - 1) / MC;
   }
   q.MC = MC;
   qmm_pack(cg, &q, w, qw);

@@ -47,12 +47,14 @@
 #include <string.h>
 
 #include "codegen/cg.h"
+#include "codegen/qmatmul_desc.h"
 
 /* LBQ_MADDUBS: x86 without VNNI, vpmaddubsw (u8 x s8 pairs to i16: no
  * saturation, since 2 * 15 * 128 < 2^15) then vpmaddwd by ones to i32 */
 enum lbq_isa { LBQ_VNNI, LBQ_MADDUBS, LBQ_PMADDWD, LBQ_SDOT, LBQ_WIDEN, LBQ_FLOAT };
 
 struct lbq {
+  struct lb_qmm_desc d;    /* shapes, dtypes, act, a_quant, input and output qparams */
   enum lbq_isa isa;
   int vl, nv, kg, cpb, bits, mr; /* cpb: code vectors per packing unit (see the header) */
   bool asym, wsigned;      /* asymmetric (zps in the stream); 8-bit signed codes */
@@ -63,13 +65,9 @@ struct lbq {
   bool f16_special;        /* some f16 weight is inf or NaN (for the bit-moving decoder) */
   bool f16_cvt;            /* f16 -> f32 is one instruction (F16C, aarch64) */
   int32_t zconst;          /* z' of symmetric codes */
-  int64_t R, K, N, G, GP, ng, Kp, np, block, cbytes;
+  int64_t G, GP, ng, Kp, np, block, cbytes;
   int64_t MC, nmc;
-  enum lb_dtype adt, ydt, bdt;
-  bool none, dynamic, has_bias;
-  float sa, sy;
-  int32_t za, qlo, qhi, zy;
-  const char *act;
+  enum lb_dtype bdt;       /* activation buffer element */
   LLVMValueRef wp;
 };
 
@@ -150,9 +148,9 @@ static void lbq_choose_isa(struct lb_cg *cg, struct lbq *q) {
   struct lb_cg_qmm_features f;
   lb_cg_qmm_features(cg, &f);
   /* s8 activation buffers need q - za in [-128, 127] */
-  bool s8 = !q->none && q->za == 0 && q->qlo < 0;
+  bool s8 = !q->d.none && q->d.za == 0 && q->d.qlo < 0;
   if (cg->is_x86) {
-    if (q->none) {
+    if (q->d.none) {
       q->isa = LBQ_FLOAT, q->vl = cg->vbits >= 512 ? 16 : cg->vbits >= 256 ? 8 : 4;
     } else if (s8 && !q->wsigned && f.z512 && f.vnni512) {
       q->isa = LBQ_VNNI, q->vl = 16;
@@ -166,13 +164,13 @@ static void lbq_choose_isa(struct lb_cg *cg, struct lbq *q) {
     q->nv = q->vl == 16 ? 4 : 2;
   } else {
     q->vl = 4, q->nv = 4;
-    q->isa = q->none ? LBQ_FLOAT : s8 && !q->wsigned && f.dotprod ? LBQ_SDOT : LBQ_WIDEN;
+    q->isa = q->d.none ? LBQ_FLOAT : s8 && !q->wsigned && f.dotprod ? LBQ_SDOT : LBQ_WIDEN;
   }
   q->kg = q->isa == LBQ_VNNI || q->isa == LBQ_MADDUBS || q->isa == LBQ_SDOT ? 4 : q->isa == LBQ_PMADDWD ? 2 : 1;
-  q->bdt = q->none ? LB_DTYPE_F32 : q->kg == 4 ? LB_DTYPE_I8 : LB_DTYPE_I16;
+  q->bdt = q->d.none ? LB_DTYPE_F32 : q->kg == 4 ? LB_DTYPE_I8 : LB_DTYPE_I16;
   /* M > 1: narrower panels, more rows per unpacked code vector: 2 x mr group
    * sums + 2 x mr outputs in registers (32 on AVX-512 and aarch64, 16 on AVX2) */
-  if (q->R > 1) q->nv = 2, q->mr = cg->is_x86 && q->vl < 16 ? 3 : 6;
+  if (q->d.R > 1) q->nv = 2, q->mr = cg->is_x86 && q->vl < 16 ? 3 : 6;
   else q->mr = 1;
 }
 
@@ -180,8 +178,8 @@ static void lbq_choose_isa(struct lb_cg *cg, struct lbq *q) {
 static int lbq_code(const struct lbq *q, const int8_t *w, int64_t p, int64_t g, int64_t v, int64_t byte) {
   int64_t kk = v / q->nv, j = v % q->nv, l = byte / q->kg, e = byte % q->kg;
   int64_t kl = kk * q->kg + e, k = g * q->G + kl, n = p * q->nv * q->vl + j * q->vl + l;
-  if (kl >= q->G || k >= q->K || n >= q->N) return 0;
-  int c = w[k * q->N + n];
+  if (kl >= q->G || k >= q->d.K || n >= q->d.N) return 0;
+  int c = w[k * q->d.N + n];
   return q->wsigned ? c : q->asym ? c : c + q->zconst;
 }
 
@@ -192,12 +190,12 @@ static void lbq_pack_f16(struct lb_cg *cg, struct lbq *q, const uint16_t *w) {
   size_t total = (size_t)(q->np * q->ng * q->block);
   uint16_t *pk = calloc(total ? total / 2 : 1, 2);
   if (!pk) abort();
-  LB_ASSERT((q->ng == 0 || (q->ng == 1 && q->GP == q->K)) && q->block == (int64_t)NR * q->GP * 2);
+  LB_ASSERT((q->ng == 0 || (q->ng == 1 && q->GP == q->d.K)) && q->block == (int64_t)NR * q->GP * 2);
   for (int64_t p = 0; p < q->np; p++)
-    for (int64_t kk = 0; kk < q->K; kk++)
+    for (int64_t kk = 0; kk < q->d.K; kk++)
       for (int j = 0; j < NR; j++) {
         int64_t n = p * NR + j;
-        pk[(p * q->K + kk) * NR + j] = n < q->N ? w[kk * q->N + n] : 0;
+        pk[(p * q->d.K + kk) * NR + j] = n < q->d.N ? w[kk * q->d.N + n] : 0;
       }
   q->wp = lb_cg_global_data(cg, "qwh", pk, total ? total : 1);
   free(pk);
@@ -230,8 +228,8 @@ static void lbq_pack(struct lb_cg *cg, struct lbq *q, const int8_t *w, const str
         }
       for (int j = 0; j < NR; j++) {
         int64_t n = p * NR + j;
-        if (n >= q->N) continue;
-        int64_t si = qw->n == 1 ? 0 : qw->group_size > 0 ? g * q->N + n : n;
+        if (n >= q->d.N) continue;
+        int64_t si = qw->n == 1 ? 0 : qw->group_size > 0 ? g * q->d.N + n : n;
         uint16_t h = f16_bits(qw->scales[si]);
         memcpy(blk + q->cbytes + 2 * j, &h, 2);
         if (q->asym) blk[q->cbytes + 2 * NR + j] = (uint8_t)qw->zero_points[si];
@@ -255,14 +253,14 @@ static LLVMValueRef emit_lbq_rows(struct lb_cg *cg, const struct lbq *q) {
   LLVMTypeRef f32 = cg->t_f32, i32 = cg->t_i32, bt = lb_cg_type(cg, q->bdt);
   struct lb_cg_loop rl, gl;
   lb_cg_for(cg, &rl, lb_cg_i64(cg, 0), LLVMGetParam(fn, 4));
-  LLVMValueRef arow = LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->K), "");
+  LLVMValueRef arow = LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->d.K), "");
   LLVMValueRef brow = lb_cg_gep(cg, bt, buf, LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->Kp), ""));
   LLVMValueRef srow = lb_cg_gep(cg, i32, sums, LLVMBuildNSWMul(B, rl.i, lb_cg_i64(cg, q->ng), ""));
-  LLVMValueRef sa = LLVMConstReal(f32, q->sa);
-  if (q->dynamic) {
+  LLVMValueRef sa = LLVMConstReal(f32, q->d.sa);
+  if (q->d.dynamic) {
     LLVMValueRef zero = LLVMConstReal(f32, 0);
     struct lb_cg_rloop mx;
-    lb_cg_rfor(cg, &mx, lb_cg_i64(cg, 0), lb_cg_i64(cg, q->K), 1, &zero);
+    lb_cg_rfor(cg, &mx, lb_cg_i64(cg, 0), lb_cg_i64(cg, q->d.K), 1, &zero);
     LLVMValueRef x = lb_cg_load(cg, LB_DTYPE_F32, a, LLVMBuildNSWAdd(B, arow, mx.l.i, ""));
     LLVMValueRef nx = lb_cg_reassoc(call2(cg, "llvm.maxnum", mx.phi[0], call1(cg, "llvm.fabs", x)));
     lb_cg_rfor_end(cg, &mx, &nx);
@@ -277,27 +275,27 @@ static LLVMValueRef emit_lbq_rows(struct lb_cg *cg, const struct lbq *q) {
   lb_cg_rfor(cg, &kl, lb_cg_i64(cg, 0), lb_cg_i64(cg, q->GP), 1, &zero32);
   LLVMValueRef k = LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, gl.i, lb_cg_i64(cg, q->G), ""), kl.l.i, "");
   LLVMValueRef valid = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSLT, kl.l.i, lb_cg_i64(cg, q->G), ""),
-                                    LLVMBuildICmp(B, LLVMIntSLT, k, lb_cg_i64(cg, q->K), ""), "");
+                                    LLVMBuildICmp(B, LLVMIntSLT, k, lb_cg_i64(cg, q->d.K), ""), "");
   LLVMValueRef ai = LLVMBuildNSWAdd(B, arow, LLVMBuildSelect(B, valid, k, lb_cg_i64(cg, 0), ""), "");
   LLVMValueRef bi = LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, gl.i, lb_cg_i64(cg, q->GP), ""), kl.l.i, "");
   LLVMValueRef nsum = kl.phi[0];
-  if (q->none) {
+  if (q->d.none) {
     LLVMValueRef x = lb_cg_load(cg, LB_DTYPE_F32, a, ai);
     lb_cg_store(cg, LB_DTYPE_F32, brow, bi, LLVMBuildSelect(B, valid, x, LLVMConstReal(f32, 0), ""));
   } else {
     LLVMValueRef qv;
-    if (q->adt == LB_DTYPE_F32) {
+    if (q->d.adt == LB_DTYPE_F32) {
       LLVMValueRef r = call1(cg, "llvm.rint", LLVMBuildFDiv(B, lb_cg_load(cg, LB_DTYPE_F32, a, ai), sa, ""));
-      qv = sat_int(cg, r, q->za, q->qlo, q->qhi, i32);
+      qv = sat_int(cg, r, q->d.za, q->d.qlo, q->d.qhi, i32);
     } else {
-      qv = lb_cg_convert(cg, lb_cg_load(cg, q->adt, a, ai), q->adt, LB_DTYPE_I32);
+      qv = lb_cg_convert(cg, lb_cg_load(cg, q->d.adt, a, ai), q->d.adt, LB_DTYPE_I32);
     }
-    qv = LLVMBuildSelect(B, valid, LLVMBuildSub(B, qv, lb_cg_i32(cg, q->za), ""), zero32, "");
+    qv = LLVMBuildSelect(B, valid, LLVMBuildSub(B, qv, lb_cg_i32(cg, q->d.za), ""), zero32, "");
     lb_cg_store_ty(cg, bt, brow, bi, LLVMBuildTrunc(B, qv, bt, ""), 1);
     nsum = LLVMBuildAdd(B, nsum, qv, "");
   }
   lb_cg_rfor_end(cg, &kl, &nsum);
-  if (!q->none) lb_cg_store_ty(cg, i32, srow, gl.i, kl.out[0], 4);
+  if (!q->d.none) lb_cg_store_ty(cg, i32, srow, gl.i, kl.out[0], 4);
   lb_cg_for_end(cg, &gl);
   lb_cg_for_end(cg, &rl);
   fn_end(cg, saved, bb);
@@ -517,8 +515,8 @@ static LLVMValueRef emit_lbq_uk(struct lb_cg *cg, const struct lbq *q, int mr, i
   for (int i = 0; i < nacc; i++) yinit[i] = LLVMConstNull(FT);
   LLVMValueRef rowsa[8];
   for (int i = 0; i < mr; i++)
-    rowsa[i] = q->dynamic ? lb_cg_splat(cg, lb_cg_load(cg, LB_DTYPE_F32, rsc, lb_cg_i64(cg, i)), VL)
-                          : lb_cg_fconst(FT, q->sa);
+    rowsa[i] = q->d.dynamic ? lb_cg_splat(cg, lb_cg_load(cg, LB_DTYPE_F32, rsc, lb_cg_i64(cg, i)), VL)
+                          : lb_cg_fconst(FT, q->d.sa);
   struct lb_cg_rloop gr;
   lb_cg_rfor(cg, &gr, lb_cg_i64(cg, 0), lb_cg_i64(cg, q->ng), nacc, yinit);
   LLVMValueRef blk = bytes_at(cg, w, LLVMBuildNSWMul(B, gr.l.i, lb_cg_i64(cg, q->block), ""));
@@ -575,14 +573,14 @@ static LLVMValueRef emit_lbq_uk(struct lb_cg *cg, const struct lbq *q, int mr, i
   lb_cg_rfor_end(cg, &gr, ynext);
 
   /* epilogue */
-  bool yint = q->ydt != LB_DTYPE_F32;
+  bool yint = q->d.ydt != LB_DTYPE_F32;
   for (int j = 0; j < NV; j++) {
     int64_t valid = nvalid - (int64_t)j * VL;
     if (valid <= 0) break;
     LLVMValueRef mask = valid < VL ? vmask(cg, VL, valid) : NULL;
     LLVMValueRef col = lb_cg_i64(cg, (int64_t)j * VL);
     LLVMValueRef bv = NULL;
-    if (q->has_bias) {
+    if (q->d.has_bias) {
       LLVMValueRef p = lb_cg_gep(cg, f32, bias, col);
       if (mask) {
         LLVMTypeRef over[2] = {FT, cg->t_ptr};
@@ -595,12 +593,12 @@ static LLVMValueRef emit_lbq_uk(struct lb_cg *cg, const struct lbq *q, int mr, i
     for (int i = 0; i < mr; i++) {
       LLVMValueRef v = gr.out[i * NV + j];
       if (bv) v = LLVMBuildFAdd(B, v, bv, "");
-      v = lb_cg_act(cg, q->act, v);
-      LLVMValueRef yi = lb_cg_i64(cg, i * q->N + (int64_t)j * VL);
+      v = lb_cg_act(cg, q->d.act, v);
+      LLVMValueRef yi = lb_cg_i64(cg, i * q->d.N + (int64_t)j * VL);
       if (yint) {
-        bool u = q->ydt == LB_DTYPE_U8;
-        LLVMValueRef r8 = call1(cg, "llvm.rint", LLVMBuildFDiv(B, v, lb_cg_fconst(FT, q->sy), ""));
-        v = LLVMBuildTrunc(B, sat_int(cg, r8, q->zy, u ? 0 : -128, u ? 255 : 127, IT), vty(cg->t_i8, VL), "");
+        bool u = q->d.ydt == LB_DTYPE_U8;
+        LLVMValueRef r8 = call1(cg, "llvm.rint", LLVMBuildFDiv(B, v, lb_cg_fconst(FT, q->d.sy), ""));
+        v = LLVMBuildTrunc(B, sat_int(cg, r8, q->d.zy, u ? 0 : -128, u ? 255 : 127, IT), vty(cg->t_i8, VL), "");
       }
       LLVMValueRef p = lb_cg_gep(cg, yint ? cg->t_i8 : f32, y, yi);
       if (mask) {
@@ -731,7 +729,7 @@ enum { LBQ_TILE_MIN_ROWS = 6 };
 
 static bool lbq_use_tiles(struct lb_cg *cg, const struct lbq *q) {
   int NR = q->nv * q->vl;
-  return q->none && q->R >= LBQ_TILE_MIN_ROWS && q->K > 0 && q->ydt == LB_DTYPE_F32 && NR == lb_cg_gemm_nr(cg, LB_DTYPE_F32) &&
+  return q->d.none && q->d.R >= LBQ_TILE_MIN_ROWS && q->d.K > 0 && q->d.ydt == LB_DTYPE_F32 && NR == lb_cg_gemm_nr(cg, LB_DTYPE_F32) &&
          ((q->ng - 1) * q->G + q->GP) * NR * 4 <= LBQ_TILE_MAX;
 }
 
@@ -742,7 +740,7 @@ static bool lbq_use_tiles(struct lb_cg *cg, const struct lbq *q) {
 static void lbq_body_tiles(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValueRef *out) {
   LLVMBuilderRef B = cg->b;
   int NR = q->nv * q->vl, MR = lb_cg_gemm_mr(cg);
-  int64_t R = q->R, K = q->K, N = q->N, trows = (q->ng - 1) * q->G + q->GP;
+  int64_t R = q->d.R, K = q->d.K, N = q->d.N, trows = (q->ng - 1) * q->G + q->GP;
   /* M-chunks (units for the threads) as in the float GEMM: ~256 KiB of rows */
   int64_t MC = 256 * 1024 / (K * 4 + 1) / MR * MR;
   if (MC < MR) MC = MR;
@@ -755,15 +753,15 @@ static void lbq_body_tiles(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LL
   }
   int64_t lastrows = R - (nmc - 1) * MC, lastcols = N - (q->np - 1) * NR;
   bool par = lb_cg_want_parallel(cg, 2 * R * N * K);
-  LLVMValueRef ptrs[3] = {in[0], out[0], q->has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
+  LLVMValueRef ptrs[3] = {in[0], out[0], q->d.has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
   struct lb_cg_par p;
   lb_cg_par_begin(cg, &p, q->np * nmc, 1, par, ptrs, 3, inr, &begin, &end);
   LLVMValueRef tile = LLVMBuildAlloca(B, LLVMArrayType2(cg->t_f32, (uint64_t)(trows * NR)), "qtile");
   LLVMSetAlignment(tile, 64);
   LLVMValueRef deq = emit_lbq_deq(cg, q);
   struct lb_cg_gemm gm = {.dt = LB_DTYPE_F32, .batch = 1, .M = R, .N = N, .K = K, .a_rs = K, .a_cs = 1,
-                          .b_packed = true, .ldc = N, .alpha = 1, .e = q->has_bias ? inr[2] : NULL,
-                          .e_cs = 1, .beta = 1, .e_dt = LB_DTYPE_F32, .act = q->act};
+                          .b_packed = true, .ldc = N, .alpha = 1, .e = q->d.has_bias ? inr[2] : NULL,
+                          .e_cs = 1, .beta = 1, .e_dt = LB_DTYPE_F32, .act = q->d.act};
   struct lb_cg_loop ul;
   lb_cg_for(cg, &ul, begin, end);
   LLVMValueRef u = ul.i;
@@ -783,7 +781,7 @@ static void lbq_body_tiles(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LL
   LLVMValueRef n0 = LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, NR), "");
   LLVMValueRef a0 = lb_cg_gep(cg, cg->t_f32, inr[0], LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, K), ""));
   LLVMValueRef y0 = lb_cg_gep(cg, cg->t_f32, inr[1], LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, N), ""), n0, ""));
-  LLVMValueRef bias = q->has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
+  LLVMValueRef bias = q->d.has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
   LLVMValueRef is_lastm = LLVMBuildICmp(B, LLVMIntEQ, mc, lb_cg_i64(cg, nmc - 1), "");
   LLVMValueRef is_lastp = LLVMBuildICmp(B, LLVMIntEQ, pidx, lb_cg_i64(cg, q->np - 1), "");
   LLVMValueRef ukc[2][2] = {{NULL, NULL}, {NULL, NULL}}; /* rem is 0 in full chunks when nmc > 1 */
@@ -830,10 +828,10 @@ static void lbq_body(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValu
   LLVMBuilderRef B = cg->b;
   int NR = q->nv * q->vl, MR = q->mr;
   int64_t units = q->nmc * q->np;
-  int64_t lastcols = q->N - (q->np - 1) * NR, lastrows = q->R - (q->nmc - 1) * q->MC;
+  int64_t lastcols = q->d.N - (q->np - 1) * NR, lastrows = q->d.R - (q->nmc - 1) * q->MC;
   /* memory-bound at batch 1: split the weight stream across threads */
-  bool par = lb_cg_want_parallel(cg, 2 * q->R * q->N * q->K) || lb_cg_want_parallel(cg, q->np * q->ng * q->block);
-  LLVMValueRef ptrs[3] = {in[0], out[0], q->has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
+  bool par = lb_cg_want_parallel(cg, 2 * q->d.R * q->d.N * q->d.K) || lb_cg_want_parallel(cg, q->np * q->ng * q->block);
+  LLVMValueRef ptrs[3] = {in[0], out[0], q->d.has_bias ? in[2] : LLVMConstNull(cg->t_ptr)}, inr[3], begin, end;
   struct lb_cg_par p;
   lb_cg_par_begin(cg, &p, units, 1, par, ptrs, 3, inr, &begin, &end);
   LLVMTypeRef bt = lb_cg_type(cg, q->bdt);
@@ -850,7 +848,8 @@ static void lbq_body(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValu
   LLVMValueRef r0 = LLVMBuildNSWMul(B, mc, lb_cg_i64(cg, q->MC), "");
   LLVMValueRef is_lastm = LLVMBuildICmp(B, LLVMIntEQ, mc, lb_cg_i64(cg, q->nmc - 1), "");
   LLVMValueRef is_lastp = LLVMBuildICmp(B, LLVMIntEQ, pidx, lb_cg_i64(cg, q->np - 1), "");
-  LLVMValueRef a_row0 = lb_cg_gep(cg, lb_cg_type(cg, q->adt), inr[0], LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->K), ""));
+  LLVMValueRef a_row0 =
+      lb_cg_gep(cg, lb_cg_type(cg, q->d.adt), inr[0], LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->d.K), ""));
   {
     /* a task prepares a chunk's rows when it enters the chunk */
     struct lb_cg_if fq;
@@ -864,10 +863,10 @@ static void lbq_body(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValu
   }
   LLVMValueRef n0 = LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, NR), "");
   LLVMValueRef wpan = bytes_at(cg, q->wp, LLVMBuildNSWMul(B, pidx, lb_cg_i64(cg, q->ng * q->block), ""));
-  LLVMValueRef bias = q->has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
-  LLVMTypeRef yt = lb_cg_type(cg, q->ydt);
+  LLVMValueRef bias = q->d.has_bias ? lb_cg_gep(cg, cg->t_f32, inr[2], n0) : inr[2];
+  LLVMTypeRef yt = lb_cg_type(cg, q->d.ydt);
   LLVMValueRef y0 =
-      lb_cg_gep(cg, yt, inr[1], LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->N), ""), n0, ""));
+      lb_cg_gep(cg, yt, inr[1], LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, r0, lb_cg_i64(cg, q->d.N), ""), n0, ""));
   int64_t astride = q->Kp * lb_dtype_traits[q->bdt].size;
   LLVMValueRef ukc[2][2] = {{NULL, NULL}, {NULL, NULL}};
   for (int pv = 0; pv < 2; pv++) {
@@ -898,7 +897,7 @@ static void lbq_body(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValu
         LLVMValueRef args[6] = {bytes_at(cg, buf, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, astride), "")),
                                 lb_cg_gep(cg, cg->t_i32, sums, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, q->ng), "")),
                                 lb_cg_gep(cg, cg->t_f32, rsc, i0), wpan,
-                                lb_cg_gep(cg, yt, y0, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, q->N), "")), bias};
+                                lb_cg_gep(cg, yt, y0, LLVMBuildNSWMul(B, i0, lb_cg_i64(cg, q->d.N), "")), bias};
         LLVMBuildCall2(B, LLVMGlobalGetValueType(uk), uk, args, 6, "");
         if (!part) lb_cg_for_end(cg, &ml);
       }
@@ -911,22 +910,21 @@ static void lbq_body(struct lb_cg *cg, struct lbq *q, LLVMValueRef *in, LLVMValu
 }
 
 enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LLVMValueRef *in, LLVMValueRef *out) {
-  struct lb_value *av = n->inputs[0], *wv = n->inputs[1], *yv = n->outputs[0];
+  struct lb_value *wv = n->inputs[1];
   const int8_t *w = lb_value_const_data(cg->g, wv);
-  const struct lb_qparams *qw = wv->qparams, *qa = av->qparams, *qy = yv->qparams;
+  const struct lb_qparams *qw = wv->qparams;
+  int64_t K = wv->type.shape.dims[0], N = wv->type.shape.dims[1];
   struct lbq q;
   memset(&q, 0, sizeof q);
-  q.K = wv->type.shape.dims[0];
-  q.N = wv->type.shape.dims[1];
   q.f16 = wv->type.dtype == LB_DTYPE_F16; /* no qparams */
   if (q.f16 && strcmp(lb_node_attr_string(n, "a_quant", "none"), "none") != 0)
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "f16 qmatmul weights need a_quant=\"none\"");
-  for (int64_t i = 0; q.f16 && !q.f16_special && i < q.K * q.N; i++)
+  for (int64_t i = 0; q.f16 && !q.f16_special && i < K * N; i++)
     q.f16_special = (((const uint16_t *)w)[i] & 0x7C00) == 0x7C00;
   q.bits = q.f16 ? 16 : qw->bits;
   q.asym = !q.f16 && qw->zero_points != NULL;
   q.fp8 = q.f16 ? LB_QFLOAT_NONE : qw->fp8;
-  for (int64_t i = 0; q.fp8 && !q.fp8_special && i < q.K * q.N; i++)
+  for (int64_t i = 0; q.fp8 && !q.fp8_special && i < K * N; i++)
     q.fp8_special = !isfinite(lb_fp8_decode((uint8_t)w[i], q.fp8));
   q.wsigned = q.bits == 8 && !q.asym && !q.fp8;
   if (q.bits != 2 && q.bits != 3 && q.bits != 4 && q.bits != 8 && !q.f16)
@@ -936,39 +934,15 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "asymmetric 8-bit qmatmul weights");
   if (q.fp8 && (q.asym || strcmp(lb_node_attr_string(n, "a_quant", "none"), "none") != 0))
     return lb_diag_error(cg->d, LB_ERR_UNSUPPORTED, n, "fp8 qmatmul weights need a_quant=\"none\", no zero points");
-  int64_t need = q.f16 ? 0 : qw->group_size > 0 ? (q.K + qw->group_size - 1) / qw->group_size * q.N
-                                                 : qw->axis == -1 ? 1 : q.N;
+  int64_t need = q.f16 ? 0 : qw->group_size > 0 ? (K + qw->group_size - 1) / qw->group_size * N
+                                                 : qw->axis == -1 ? 1 : N;
   if (!q.f16 && qw->n != need)
     return lb_diag_error(cg->d, LB_ERR_INVALID, n, "qmatmul weight has %lld scales, needs %lld", (long long)qw->n,
                          (long long)need);
   q.zconst = q.bits < 8 && !q.asym ? 1 << (q.bits - 1) : 0;
   q.cpb = q.bits == 2 ? 4 : q.bits == 3 ? 8 : q.bits == 4 ? 2 : 1; /* 8 and 16: one code vector per unit */
-  q.adt = av->type.dtype;
-  q.ydt = yv->type.dtype;
-  q.R = q.N ? lb_shape_numel(&yv->type.shape) / q.N : 0;
-  q.has_bias = n->n_inputs > 2 && n->inputs[2];
-  q.act = lb_node_attr_string(n, "act", "none");
-  const char *aq = lb_node_attr_string(n, "a_quant", "none");
-  q.none = !strcmp(aq, "none");
-  q.dynamic = !strcmp(aq, "dynamic");
-  if (q.R == 0 || q.N == 0) return LB_OK;
-  if (q.dynamic) {
-    q.qlo = -127, q.qhi = 127;
-  } else if (!q.none) {
-    if (!qa || qa->n != 1)
-      return lb_diag_error(cg->d, LB_ERR_INVALID, n, "a_quant=\"static\" needs per-tensor qparams on input 0");
-    q.sa = qa->scales[0];
-    q.za = qa->zero_points ? qa->zero_points[0] : 0;
-    q.qlo = qa->is_unsigned ? 0 : -128;
-    q.qhi = qa->is_unsigned ? 255 : 127;
-  }
-  if (q.ydt != LB_DTYPE_F32) {
-    if (!qy || qy->n != 1)
-      return lb_diag_error(cg->d, LB_ERR_INVALID, n, "an %s qmatmul output needs per-tensor qparams",
-                           lb_dtype_traits[q.ydt].name);
-    q.sy = qy->scales[0];
-    q.zy = qy->zero_points ? qy->zero_points[0] : 0;
-  }
+  enum lb_status st = lb_qmm_describe(n, &q.d, cg->d);
+  if (st != LB_OK || q.d.R == 0 || q.d.N == 0) return st;
   lbq_choose_isa(cg, &q);
   if (q.fp8) {
     struct lb_cg_qmm_features f;
@@ -981,12 +955,12 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
     q.f16_cvt = !cg->is_x86 || f.f16c; /* aarch64: fcvtl is base NEON */
   }
   int NR = q.nv * q.vl;
-  q.G = !q.f16 && qw->group_size > 0 ? qw->group_size : q.K > 0 ? q.K : 1; /* K = 0: no groups, y = bias */
-  q.ng = (q.K + q.G - 1) / q.G;
+  q.G = !q.f16 && qw->group_size > 0 ? qw->group_size : q.d.K > 0 ? q.d.K : 1; /* K = 0: no groups, y = bias */
+  q.ng = (q.d.K + q.G - 1) / q.G;
   int64_t unit = (int64_t)q.kg * q.cpb;
   q.GP = (q.G + unit - 1) / unit * unit;
   q.Kp = q.ng * q.GP;
-  q.np = (q.N + NR - 1) / NR;
+  q.np = (q.d.N + NR - 1) / NR;
   q.cbytes = NR * q.GP * lbq_code_bits(&q) / 8;
   q.block = q.cbytes + (q.f16 ? 0 : 2 * NR) + (q.asym ? NR : 0);
   /* the block layout's size: the codes fill whole bytes (no code is cut by the /8), then
@@ -998,12 +972,12 @@ enum lb_status lb_cg_emit_qmatmul_lowbit(struct lb_cg *cg, struct lb_node *n, LL
   int64_t MC = 32 * 1024 / (rowbytes + 1) / q.mr * q.mr;
   if (MC < q.mr) MC = q.mr;
   if (MC > 240) MC = 240;
-  if (MC >= q.R) MC = q.R;
-  q.nmc = (q.R + MC - 1) / MC;
+  if (MC >= q.d.R) MC = q.d.R;
+  q.nmc = (q.d.R + MC - 1) / MC;
   if (q.nmc > 1) {
-    MC = (q.R + q.nmc - 1) / q.nmc;
+    MC = (q.d.R + q.nmc - 1) / q.nmc;
     MC = (MC + q.mr - 1) / q.mr * q.mr;
-    q.nmc = (q.R + MC - 1) / MC;
+    q.nmc = (q.d.R + MC - 1) / MC;
   }
   q.MC = MC;
   if (q.f16) lbq_pack_f16(cg, &q, (const uint16_t *)w);
