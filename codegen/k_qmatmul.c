@@ -38,6 +38,7 @@
 #include <string.h>
 
 #include "codegen/cg.h"
+#include "codegen/k_qmatmul_util.h"
 #include "codegen/qmatmul_desc.h"
 
 enum qmm_isa {
@@ -227,22 +228,10 @@ static void qmm_pack(struct lb_cg *cg, struct qmm *q, const int8_t *w, const str
   free(scale);
 }
 
-/* ---- small IR helpers ---------------------------------------------------------- */
-
-static LLVMTypeRef vty(LLVMTypeRef t, int n) { return LLVMVectorType(t, (unsigned)n); }
+/* ---- small IR helpers (more in k_qmatmul_util.h) ------------------------------ */
 
 static LLVMValueRef at_bytes(struct lb_cg *cg, LLVMValueRef base, LLVMValueRef off) {
   return lb_cg_gep(cg, cg->t_i8, base, off);
-}
-
-static LLVMValueRef ld(struct lb_cg *cg, LLVMTypeRef t, LLVMValueRef p) {
-  return lb_cg_load_ty(cg, t, p, NULL, 1);
-}
-
-static LLVMValueRef vmask(struct lb_cg *cg, int n, int64_t valid) {
-  LLVMValueRef e[64];
-  for (int i = 0; i < n; i++) e[i] = LLVMConstInt(cg->t_i1, i < valid, 0);
-  return LLVMConstVector(e, (unsigned)n);
 }
 
 static LLVMValueRef masked_load(struct lb_cg *cg, LLVMTypeRef t, LLVMValueRef p, LLVMValueRef mask) {
@@ -255,42 +244,6 @@ static void masked_store(struct lb_cg *cg, LLVMValueRef v, LLVMValueRef p, LLVMV
   LLVMTypeRef over[2] = {LLVMTypeOf(v), cg->t_ptr};
   LLVMValueRef args[4] = {v, p, lb_cg_i32(cg, 1), mask};
   lb_cg_intrin2(cg, "llvm.masked.store", over, 2, args, 4);
-}
-
-static LLVMValueRef call1(struct lb_cg *cg, const char *name, LLVMValueRef x) {
-  return lb_cg_intrin(cg, name, LLVMTypeOf(x), &x, 1);
-}
-
-static LLVMValueRef call2(struct lb_cg *cg, const char *name, LLVMValueRef x, LLVMValueRef y) {
-  LLVMValueRef a[2] = {x, y};
-  return lb_cg_intrin(cg, name, LLVMTypeOf(x), a, 2);
-}
-
-/* f (float scalar or vector, integral or NaN) + zp, NaN -> zp, clamped to
- * [lo, hi], as the integer type `it`: ONNX's saturate(round(x) + zp) once f = rint(x). */
-static LLVMValueRef sat_int(struct lb_cg *cg, LLVMValueRef f, int32_t zp, int32_t lo, int32_t hi, LLVMTypeRef it) {
-  LLVMTypeRef ft = LLVMTypeOf(f);
-  LLVMValueRef z = lb_cg_fconst(ft, zp);
-  LLVMValueRef v = LLVMBuildFAdd(cg->b, f, z, "");
-  v = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, ""), z, v, "");
-  v = call2(cg, "llvm.maxnum", v, lb_cg_fconst(ft, lo));
-  v = call2(cg, "llvm.minnum", v, lb_cg_fconst(ft, hi));
-  return LLVMBuildFPToSI(cg->b, v, it, "");
-}
-
-/* Starts a helper function; returns the caller's block to come back to. */
-static LLVMBasicBlockRef fn_begin(struct lb_cg *cg, LLVMValueRef fn, LLVMValueRef *saved_fn) {
-  *saved_fn = cg->fn;
-  LLVMBasicBlockRef bb = LLVMGetInsertBlock(cg->b);
-  cg->fn = fn;
-  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
-  return bb;
-}
-
-static void fn_end(struct lb_cg *cg, LLVMValueRef saved_fn, LLVMBasicBlockRef bb) {
-  LLVMBuildRetVoid(cg->b);
-  cg->fn = saved_fn;
-  LLVMPositionBuilderAtEnd(cg->b, bb);
 }
 
 /* ---- activation rows -> buffer ----------------------------------------------------- */

@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "codegen/cg.h"
+#include "codegen/k_qmatmul_util.h"
 #include "codegen/qmatmul_desc.h"
 
 /* LBQ_MADDUBS: x86 without VNNI, vpmaddubsw (u8 x s8 pairs to i16: no
@@ -71,8 +72,6 @@ struct lbq {
   LLVMValueRef wp;
 };
 
-static LLVMTypeRef vty(LLVMTypeRef t, int n) { return LLVMVectorType(t, (unsigned)n); }
-
 /* Bits a stored code takes (3-bit codes are split over planes, see the header). */
 static int lbq_code_bits(const struct lbq *q) { return q->f16 ? 16 : q->bits == 3 ? 3 : 8 / q->cpb; }
 
@@ -81,50 +80,8 @@ static LLVMTypeRef lbq_code_type(struct lb_cg *cg, const struct lbq *q, int e) {
   return vty(q->f16 ? cg->t_i16 : cg->t_i8, e);
 }
 
-static LLVMValueRef call1(struct lb_cg *cg, const char *name, LLVMValueRef x) {
-  return lb_cg_intrin(cg, name, LLVMTypeOf(x), &x, 1);
-}
-
-static LLVMValueRef call2(struct lb_cg *cg, const char *name, LLVMValueRef x, LLVMValueRef y) {
-  LLVMValueRef a[2] = {x, y};
-  return lb_cg_intrin(cg, name, LLVMTypeOf(x), a, 2);
-}
-
 static LLVMValueRef bytes_at(struct lb_cg *cg, LLVMValueRef base, LLVMValueRef off) {
   return lb_cg_gep(cg, cg->t_i8, base, off);
-}
-
-static LLVMValueRef ld(struct lb_cg *cg, LLVMTypeRef t, LLVMValueRef p) { return lb_cg_load_ty(cg, t, p, NULL, 1); }
-
-static LLVMValueRef vmask(struct lb_cg *cg, int n, int64_t valid) {
-  LLVMValueRef e[64];
-  for (int i = 0; i < n; i++) e[i] = LLVMConstInt(cg->t_i1, i < valid, 0);
-  return LLVMConstVector(e, (unsigned)n);
-}
-
-/* f + zp, NaN -> zp, clamped to [lo, hi], as integer type it (f integral) */
-static LLVMValueRef sat_int(struct lb_cg *cg, LLVMValueRef f, int32_t zp, int32_t lo, int32_t hi, LLVMTypeRef it) {
-  LLVMTypeRef ft = LLVMTypeOf(f);
-  LLVMValueRef z = lb_cg_fconst(ft, zp);
-  LLVMValueRef v = LLVMBuildFAdd(cg->b, f, z, "");
-  v = LLVMBuildSelect(cg->b, LLVMBuildFCmp(cg->b, LLVMRealUNO, v, v, ""), z, v, "");
-  v = call2(cg, "llvm.maxnum", v, lb_cg_fconst(ft, lo));
-  v = call2(cg, "llvm.minnum", v, lb_cg_fconst(ft, hi));
-  return LLVMBuildFPToSI(cg->b, v, it, "");
-}
-
-static LLVMBasicBlockRef fn_begin(struct lb_cg *cg, LLVMValueRef fn, LLVMValueRef *saved_fn) {
-  *saved_fn = cg->fn;
-  LLVMBasicBlockRef bb = LLVMGetInsertBlock(cg->b);
-  cg->fn = fn;
-  LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
-  return bb;
-}
-
-static void fn_end(struct lb_cg *cg, LLVMValueRef saved_fn, LLVMBasicBlockRef bb) {
-  LLVMBuildRetVoid(cg->b);
-  cg->fn = saved_fn;
-  LLVMPositionBuilderAtEnd(cg->b, bb);
 }
 
 /* IEEE half bits of f, round to nearest even (scales are f16 values already
