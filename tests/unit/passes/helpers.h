@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,5 +114,58 @@ static inline float const_f32(const struct lb_graph *g, const struct lb_value *v
   assert_non_null(p);
   return p[i];
 }
+
+/* Whole-graph evaluation with the reference evaluator: every value's buffer,
+ * indexed by value id (graph inputs and constants borrowed, the rest owned). */
+struct run {
+  int32_t nv;
+  void **buf;
+  bool *owned;
+};
+
+static inline struct run eval_values(struct lb_graph *g, float *const *inputs) {
+  struct run r;
+  r.nv = lb_graph_index_values(g);
+  r.buf = calloc((size_t)r.nv, sizeof *r.buf);
+  r.owned = calloc((size_t)r.nv, sizeof *r.owned);
+  for (int32_t i = 0; i < g->n_inputs; i++) r.buf[g->inputs[i]->id] = inputs[i];
+  struct lb_diag d;
+  lb_diag_init(&d, "eval");
+  for (int32_t i = 0; i < g->n_nodes; i++) {
+    struct lb_node *n = g->nodes[i];
+    if (n->op == LB_OP_CONST) {
+      r.buf[n->outputs[0]->id] = (void *)lb_value_const_data(g, n->outputs[0]);
+      continue;
+    }
+    const void *ins[8];
+    void *outs[4];
+    for (int32_t k = 0; k < n->n_inputs; k++) ins[k] = n->inputs[k] ? r.buf[n->inputs[k]->id] : NULL;
+    for (int32_t o = 0; o < n->n_outputs; o++) {
+      outs[o] = r.buf[n->outputs[o]->id] = malloc((size_t)lb_type_nbytes(&n->outputs[o]->type));
+      r.owned[n->outputs[o]->id] = true;
+    }
+    enum lb_status st = lb_eval_node(g, n, ins, outs, &d);
+    if (st != LB_OK) fprintf(stderr, "%s", d.text);
+    assert_int_equal(st, LB_OK);
+  }
+  lb_diag_free(&d);
+  return r;
+}
+
+static inline void run_free(struct run *r) {
+  for (int32_t i = 0; i < r->nv; i++)
+    if (r->owned[i]) free(r->buf[i]);
+  free(r->buf);
+  free(r->owned);
+}
+
+/* Whether some node of g outputs the value named so. */
+static inline bool defines(const struct lb_graph *g, const char *value) {
+  for (int32_t i = 0; i < g->n_nodes; i++)
+    for (int32_t o = 0; o < g->nodes[i]->n_outputs; o++)
+      if (strcmp(g->nodes[i]->outputs[o]->name, value) == 0) return true;
+  return false;
+}
+
 
 #endif

@@ -100,49 +100,7 @@ static struct lb_graph *build_single(void) {
   return g;
 }
 
-/* ---- whole-graph evaluation ----------------------------------------------------- */
-
-struct run {
-  int32_t nv;
-  void **buf;
-  bool *owned;
-};
-
-static struct run eval_graph(struct lb_graph *g, float *const *inputs) {
-  struct run r;
-  r.nv = lb_graph_index_values(g);
-  r.buf = calloc((size_t)r.nv, sizeof *r.buf);
-  r.owned = calloc((size_t)r.nv, sizeof *r.owned);
-  for (int32_t i = 0; i < g->n_inputs; i++) r.buf[g->inputs[i]->id] = inputs[i];
-  struct lb_diag d;
-  lb_diag_init(&d, "eval");
-  for (int32_t i = 0; i < g->n_nodes; i++) {
-    struct lb_node *n = g->nodes[i];
-    if (n->op == LB_OP_CONST) {
-      r.buf[n->outputs[0]->id] = (void *)lb_value_const_data(g, n->outputs[0]);
-      continue;
-    }
-    const void *ins[8];
-    void *outs[4];
-    for (int32_t k = 0; k < n->n_inputs; k++) ins[k] = n->inputs[k] ? r.buf[n->inputs[k]->id] : NULL;
-    for (int32_t o = 0; o < n->n_outputs; o++) {
-      outs[o] = r.buf[n->outputs[o]->id] = malloc((size_t)lb_type_nbytes(&n->outputs[o]->type));
-      r.owned[n->outputs[o]->id] = true;
-    }
-    enum lb_status st = lb_eval_node(g, n, ins, outs, &d);
-    if (st != LB_OK) fprintf(stderr, "%s", d.text);
-    assert_int_equal(st, LB_OK);
-  }
-  lb_diag_free(&d);
-  return r;
-}
-
-static void run_free(struct run *r) {
-  for (int32_t i = 0; i < r->nv; i++)
-    if (r->owned[i]) free(r->buf[i]);
-  free(r->buf);
-  free(r->owned);
-}
+/* ---- inputs and calibration (whole-graph evaluation: eval_values in helpers.h) ---- */
 
 /* inputs x and h; x's salient channels 20x larger */
 static float *random_inputs(int sample) {
@@ -173,7 +131,7 @@ static struct lb_calib_stat *calibrate(struct lb_graph *g, int32_t *n_stats) {
   for (int sample = 0; sample < N_CALIB; sample++) {
     float *in = random_inputs(sample);
     float *ins[2] = {in, in + ROWS * K};
-    struct run r = eval_graph(g, ins);
+    struct run r = eval_values(g, ins);
     for (int32_t j = 0; j < n; j++) {
       struct lb_value *v = lb_graph_find_value(g, stats[j].name);
       lb_calib_stat_add(&stats[j], r.buf[v->id], lb_shape_numel(&v->type.shape));
@@ -209,7 +167,7 @@ static double output_error(struct lb_graph *before, struct lb_graph *after, doub
   for (int sample = N_CALIB; sample < N_CALIB + N_TEST; sample++) {
     float *in = random_inputs(sample);
     float *ins[2] = {in, in + ROWS * K};
-    struct run r0 = eval_graph(before, ins), r1 = eval_graph(after, ins);
+    struct run r0 = eval_values(before, ins), r1 = eval_values(after, ins);
     for (int32_t o = 0; o < before->n_outputs; o++) {
       struct lb_value *v0 = before->outputs[o], *v1 = after->outputs[o];
       assert_string_equal(v0->name, v1->name);
@@ -228,13 +186,6 @@ static double output_error(struct lb_graph *before, struct lb_graph *after, doub
     free(in);
   }
   return sq;
-}
-
-static bool defines(const struct lb_graph *g, const char *value) {
-  for (int32_t i = 0; i < g->n_nodes; i++)
-    for (int32_t o = 0; o < g->nodes[i]->n_outputs; o++)
-      if (strcmp(g->nodes[i]->outputs[o]->name, value) == 0) return true;
-  return false;
 }
 
 /* ---- tests ----------------------------------------------------------------------- */
